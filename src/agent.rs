@@ -1,0 +1,136 @@
+//! The agent: apply, then keep it applied. A pass is observe -> diff ->
+//! apply; passes run at start, on netlink link/address/route/rule events,
+//! on SIGHUP or a changed config file, and every `interval`.
+
+use crate::desired::{desired, Inputs};
+use crate::diff::{diff, teardown};
+use crate::kernel::{Kernel, Report};
+use crate::load::{load, resolve_endpoints};
+use crate::log;
+use crate::model::Model;
+use futures::StreamExt;
+use rtnetlink::MulticastGroup;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime};
+use tokio::signal::unix::{signal, SignalKind};
+
+pub struct Options {
+    pub state_dir: PathBuf,
+    pub run_dir: PathBuf,
+    pub interval: Duration,
+}
+
+/// One pass. Returns what it wrote; an empty `applied` means the kernel
+/// already matched and nothing was written.
+pub async fn pass(kernel: &mut Kernel, m: &Model, inputs: &Inputs) -> Result<Report, String> {
+    let d = desired(m, inputs);
+    let o = kernel.observe(&d).await?;
+    let changes = diff(&d, &o, kernel.userspace_hint());
+    Ok(kernel.apply(&changes).await)
+}
+
+pub fn log_report(r: &Report) {
+    for a in &r.applied {
+        log::info(&format!("applied: {}", a.lines().next().unwrap_or_default()));
+    }
+    for e in &r.errors {
+        log::error(e);
+    }
+}
+
+pub async fn down(kernel: &mut Kernel) -> Result<Report, String> {
+    let o = kernel.observe(&Default::default()).await?;
+    let r = kernel.apply(&teardown(&o, &kernel.sysctl_priors())).await;
+    if r.errors.is_empty() {
+        kernel.forget_sysctl_priors();
+    }
+    Ok(r)
+}
+
+fn mtime(p: &Path) -> Option<SystemTime> {
+    std::fs::metadata(p).and_then(|m| m.modified()).ok()
+}
+
+pub async fn run(config: &Path, opts: Options, mut m: Model, mut inputs: Inputs) -> Result<(), String> {
+    let mut kernel = Kernel::new(m.backend, opts.run_dir.clone(), opts.state_dir.clone())?;
+    let (conn, _handle, mut events) = rtnetlink::new_multicast_connection(&[
+        MulticastGroup::Link,
+        MulticastGroup::Ipv4Ifaddr,
+        MulticastGroup::Ipv4Route,
+        MulticastGroup::Ipv4Rule,
+    ])
+    .map_err(|e| format!("netlink events: {e}"))?;
+    tokio::spawn(conn);
+    let mut hup = signal(SignalKind::hangup()).map_err(|e| e.to_string())?;
+    let mut term = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
+    let mut int = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
+    let mut config_mtime = mtime(config);
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut last_pass = Instant::now() - opts.interval;
+    let mut reason = "start";
+    log::info(&format!(
+        "agent started: {} LAN(s), {} portal(s), config {}",
+        m.lans.len(),
+        m.portals.len(),
+        config.display()
+    ));
+    loop {
+        if !reason.is_empty() {
+            let started = Instant::now();
+            resolve_endpoints(&m, &mut inputs);
+            match pass(&mut kernel, &m, &inputs).await {
+                Ok(r) if r.applied.is_empty() && r.errors.is_empty() => {}
+                Ok(r) => {
+                    log_report(&r);
+                    log::info(&format!(
+                        "pass ({reason}): {} change(s), {} error(s) in {} ms",
+                        r.applied.len(),
+                        r.errors.len(),
+                        started.elapsed().as_millis()
+                    ));
+                }
+                Err(e) => log::error(&format!("pass ({reason}): {e}")),
+            }
+            last_pass = Instant::now();
+            reason = "";
+        }
+        tokio::select! {
+            Some(_) = events.next() => {
+                // Let a burst of events (often our own writes) settle, then
+                // do one pass: it writes nothing if nothing is off.
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                while let Ok(Some(_)) = tokio::time::timeout(Duration::from_millis(1), events.next()).await {}
+                reason = "netlink event";
+            }
+            _ = hup.recv() => reason = "SIGHUP",
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+            _ = tick.tick() => {
+                let now_mtime = mtime(config);
+                if now_mtime != config_mtime {
+                    config_mtime = now_mtime;
+                    reason = "config changed";
+                } else if last_pass.elapsed() >= opts.interval {
+                    reason = "periodic";
+                }
+            }
+        }
+        if reason == "SIGHUP" || reason == "config changed" {
+            match load(config) {
+                Ok((nm, ni)) => {
+                    log::info(&format!("{reason}: config reloaded"));
+                    m = nm;
+                    inputs = ni;
+                }
+                Err(errs) => {
+                    for e in errs {
+                        log::error(&format!("config not applied: {e}"));
+                    }
+                    log::error("keeping the previous config in force");
+                }
+            }
+        }
+    }
+    log::info("agent stopping; the applied state stays in place (use `portal down` to remove it)");
+    Ok(())
+}

@@ -1,0 +1,128 @@
+//! The config file as written by a person: JSON, parsed with serde.
+//!
+//! Values that need checking (addresses, keys, names) stay strings here so
+//! that validation (model.rs) can name the exact JSON path of a bad value.
+//! Unknown fields are refused: a typo must not silently drop a setting.
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+#[derive(Deserialize, Debug, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub hostname: Option<String>,
+    /// `auto` (kernel WireGuard when the kernel has it, else wireguard-go),
+    /// `kernel` or `userspace`.
+    #[serde(default)]
+    pub wireguard_backend: Backend,
+    pub wan: Wan,
+    #[serde(default)]
+    pub lans: BTreeMap<String, Lan>,
+    #[serde(default)]
+    pub portals: BTreeMap<String, Portal>,
+}
+
+#[derive(Deserialize, Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    #[default]
+    Auto,
+    Kernel,
+    Userspace,
+}
+
+/// Exactly one of `static` or `dhcp` must be given.
+#[derive(Deserialize, Debug, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct Wan {
+    pub interface: String,
+    #[serde(default, rename = "static")]
+    pub static_: Option<StaticWan>,
+    #[serde(default)]
+    pub dhcp: Option<DhcpWan>,
+}
+
+#[derive(Deserialize, Debug, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct StaticWan {
+    pub address: String,
+    pub gateway: String,
+    #[serde(default)]
+    pub dns: Vec<String>,
+}
+
+/// Reserved for the DHCP client (its own issue); parsed now so the config
+/// shape is stable.
+#[derive(Deserialize, Debug, Clone, Default)]
+#[serde(deny_unknown_fields)]
+pub struct DhcpWan {}
+
+#[derive(Deserialize, Debug, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct Lan {
+    pub interface: String,
+    /// The router's address on the LAN, with the LAN's prefix length.
+    pub address: String,
+    /// A portal name, or "direct" (NAT out the WAN).
+    pub via: String,
+    /// Only for `via` a portal: refuse to forward the LAN anywhere but its portal.
+    #[serde(default = "yes")]
+    pub kill_switch: bool,
+}
+
+#[derive(Deserialize, Debug, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct Portal {
+    pub interface: String,
+    pub private_key_file: PathBuf,
+    #[serde(default)]
+    pub listen_port: Option<u16>,
+    pub address: Vec<String>,
+    #[serde(default)]
+    pub mtu: Option<u32>,
+    #[serde(default)]
+    pub table: Option<u32>,
+    #[serde(default = "yes")]
+    pub masquerade: bool,
+    #[serde(default)]
+    pub exit: bool,
+    #[serde(default)]
+    pub remote_subnets: Vec<String>,
+    #[serde(default)]
+    pub peers: Vec<Peer>,
+}
+
+#[derive(Deserialize, Debug, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct Peer {
+    #[serde(default)]
+    pub name: Option<String>,
+    pub public_key: String,
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    #[serde(default)]
+    pub allowed_ips: Vec<String>,
+    #[serde(default)]
+    pub persistent_keepalive: Option<u16>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// Parses JSON text, naming the path of a value of the wrong type or an
+/// unknown field ("portals.paris.listen_port: invalid type ...").
+pub fn parse(text: &str) -> Result<Config, String> {
+    let de = &mut serde_json::Deserializer::from_str(text);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if path == "." {
+            format!("config: {inner}")
+        } else {
+            format!("{path}: {inner}")
+        }
+    })
+}

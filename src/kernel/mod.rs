@@ -1,0 +1,216 @@
+//! The effectful edge: reads the kernel into `Observed` and writes `Change`s.
+//! Links, addresses, routes and rules go through rtnetlink; WireGuard
+//! through wireguard-control; nftables through `nft -f`; sysctls /proc/sys.
+
+pub mod netlink;
+pub mod nft;
+pub mod sysctl;
+pub mod wireguard;
+
+use crate::config::Backend;
+use crate::desired::{Desired, Sysctl, LINK_ALIAS_PREFIX};
+use crate::diff::{Change, LinkKind, Observed};
+use crate::state;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::Child;
+
+pub struct Kernel {
+    net: netlink::Netlink,
+    backend: Backend,
+    /// Decided on the first WireGuard device created (auto mode).
+    userspace: Option<bool>,
+    run_dir: PathBuf,
+    state_dir: PathBuf,
+    /// wireguard-go processes this agent started, by interface.
+    children: BTreeMap<String, Child>,
+}
+
+/// What one pass wrote, and what failed.
+#[derive(Debug, Default)]
+pub struct Report {
+    pub applied: Vec<String>,
+    pub errors: Vec<String>,
+}
+
+impl Kernel {
+    pub fn new(backend: Backend, run_dir: PathBuf, state_dir: PathBuf) -> Result<Kernel, String> {
+        for d in [&run_dir, &state_dir] {
+            std::fs::create_dir_all(d).map_err(|e| format!("cannot create {}: {e}", d.display()))?;
+        }
+        let userspace = match backend {
+            Backend::Auto => None,
+            Backend::Kernel => Some(false),
+            Backend::Userspace => Some(true),
+        };
+        Ok(Kernel {
+            net: netlink::Netlink::new()?,
+            backend,
+            userspace,
+            run_dir,
+            state_dir,
+            children: BTreeMap::new(),
+        })
+    }
+
+    /// Whether new WireGuard devices will be wireguard-go (for `plan`-style output).
+    pub fn userspace_hint(&self) -> bool {
+        self.userspace.unwrap_or(false)
+    }
+
+    pub async fn observe(&mut self, d: &Desired) -> Result<Observed, String> {
+        self.reap_children();
+        let mut o = self.net.observe(d).await?;
+        for (name, link) in &o.links {
+            let ours = link.alias.as_deref().is_some_and(|a| a.starts_with(LINK_ALIAS_PREFIX));
+            let wanted = d.wireguard.iter().any(|w| &w.name == name);
+            let userspace = match link.kind {
+                LinkKind::Wireguard => false,
+                LinkKind::Tun => true,
+                LinkKind::Other => continue,
+            };
+            if ours || wanted {
+                match wireguard::observe(name, userspace) {
+                    Ok(w) => {
+                        o.wireguard.insert(name.clone(), w);
+                    }
+                    // A TUN whose wireguard-go does not answer (yet): the
+                    // WgSet that follows reports it; its exit removes the TUN.
+                    Err(_) if userspace => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        for s in &d.sysctls {
+            if let Some(v) = sysctl::read(&s.key) {
+                o.sysctls.insert(s.key.clone(), v);
+            }
+        }
+        let listing = nft::list()?;
+        o.nft_present = listing.is_some();
+        let record = state::load_nft(&self.state_dir);
+        o.nft_current = match (&listing, &record) {
+            (Some(l), Some(r)) => r.ruleset == d.nft && &r.listing == l,
+            _ => false,
+        };
+        Ok(o)
+    }
+
+    /// Applies changes in order. A failed kill-switch step stops the pass
+    /// (nothing may open without it); other failures are reported and the
+    /// pass goes on, so one missing interface does not block the rest.
+    pub async fn apply(&mut self, changes: &[Change]) -> Report {
+        let mut report = Report::default();
+        for c in changes {
+            let shown = c.to_string();
+            match self.apply_one(c).await {
+                Ok(()) => report.applied.push(shown),
+                Err(e) => {
+                    let first = shown.lines().next().unwrap_or_default().to_string();
+                    report.errors.push(format!("step `{first}` failed: {e}"));
+                    if c.is_kill_switch() {
+                        report
+                            .errors
+                            .push("stopped: the kill switch is not in place, so nothing else was applied".into());
+                        break;
+                    }
+                }
+            }
+        }
+        report
+    }
+
+    async fn apply_one(&mut self, c: &Change) -> Result<(), String> {
+        match c {
+            Change::NftReplace(ruleset) => {
+                nft::replace(ruleset)?;
+                let listing = nft::list()?.unwrap_or_default();
+                state::save_nft(&self.state_dir, ruleset, &listing)
+            }
+            Change::NftDelete => {
+                nft::delete()?;
+                state::clear_nft(&self.state_dir);
+                Ok(())
+            }
+            Change::WgCreate { name, .. } => self.create_wireguard(name).await,
+            Change::WgSet {
+                name,
+                private_key_file,
+                listen_port,
+                peers,
+                remove_peers,
+            } => {
+                let userspace = self.net.link_kind(name).await? == LinkKind::Tun;
+                wireguard::set(name, userspace, private_key_file.as_deref(), *listen_port, peers, remove_peers)
+            }
+            Change::LinkDel(name) => {
+                let pid = wireguard::userspace_pid(name);
+                self.net.link_del(name).await?;
+                if let Some(mut child) = self.children.remove(name) {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                } else if let Some(pid) = pid {
+                    // Started by an earlier agent: identified by its socket's
+                    // peer credentials, so this is exactly that process.
+                    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGTERM);
+                }
+                Ok(())
+            }
+            Change::Sysctl(s) => {
+                if let Some(prior) = sysctl::read(&s.key) {
+                    state::remember_sysctl(&self.state_dir, &s.key, &prior)?;
+                }
+                sysctl::write(&s.key, &s.value)
+            }
+            other => self.net.apply(other).await,
+        }
+    }
+
+    async fn create_wireguard(&mut self, name: &str) -> Result<(), String> {
+        if self.userspace != Some(true) {
+            match self.net.wireguard_add(name).await {
+                Ok(()) => {
+                    self.userspace = Some(false);
+                    return Ok(());
+                }
+                Err(e) if self.backend == Backend::Kernel => return Err(e),
+                Err(e) => {
+                    if self.userspace.is_none() {
+                        log::info(&format!("kernel WireGuard unavailable ({e}); using wireguard-go"));
+                    }
+                    self.userspace = Some(true);
+                }
+            }
+        }
+        if let Some(mut old) = self.children.remove(name) {
+            let _ = old.kill();
+            let _ = old.wait();
+        }
+        let child = wireguard::start_userspace(name, &self.run_dir)?;
+        self.children.insert(name.to_string(), child);
+        Ok(())
+    }
+
+    /// Collects exited wireguard-go children (no zombies); the next pass
+    /// sees the missing device and recreates it.
+    fn reap_children(&mut self) {
+        self.children.retain(|name, child| match child.try_wait() {
+            Ok(Some(status)) => {
+                log::warn(&format!("wireguard-go for {name} exited ({status})"));
+                false
+            }
+            _ => true,
+        });
+    }
+
+    /// Sysctl values from before Portal changed them, for `down`.
+    pub fn sysctl_priors(&self) -> Vec<Sysctl> {
+        state::sysctl_priors(&self.state_dir)
+    }
+
+    pub fn forget_sysctl_priors(&self) {
+        state::clear_sysctls(&self.state_dir);
+    }
+}
+
+use crate::log;

@@ -1,0 +1,342 @@
+//! rtnetlink: dumps links, addresses, routes and rules into `Observed`, and
+//! writes the link/address/route/rule changes.
+
+use crate::cidr::Cidr;
+use crate::desired::{Address, Desired, Route, RouteKind, Rule, PROTO};
+use crate::diff::{Change, LinkKind, Observed, ObservedAddress, ObservedLink};
+use futures::TryStreamExt;
+use netlink_packet_route::address::{AddressAttribute, AddressMessage, AddressProtocol};
+use netlink_packet_route::link::{InfoKind, LinkAttribute, LinkFlags, LinkInfo, LinkMessage};
+use netlink_packet_route::route::{
+    RouteAddress, RouteAttribute, RouteMessage, RouteProtocol, RouteScope, RouteType,
+};
+use netlink_packet_route::rule::{RuleAction, RuleAttribute, RuleMessage};
+use netlink_packet_route::AddressFamily;
+use rtnetlink::{Handle, IpVersion, LinkUnspec, LinkWireguard, RouteMessageBuilder};
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr};
+
+pub struct Netlink {
+    handle: Handle,
+}
+
+fn err(what: &str, e: rtnetlink::Error) -> String {
+    format!("{what}: {e}")
+}
+
+impl Netlink {
+    /// Needs a running tokio runtime (the connection task is spawned on it).
+    pub fn new() -> Result<Netlink, String> {
+        let (conn, handle, _) = rtnetlink::new_connection().map_err(|e| format!("netlink: {e}"))?;
+        tokio::spawn(conn);
+        Ok(Netlink { handle })
+    }
+
+    pub async fn links(&self) -> Result<Vec<LinkMessage>, String> {
+        self.handle
+            .link()
+            .get()
+            .execute()
+            .try_collect()
+            .await
+            .map_err(|e| err("listing links", e))
+    }
+
+    pub async fn observe(&self, d: &Desired) -> Result<Observed, String> {
+        let mut o = Observed::default();
+        let mut names: BTreeMap<u32, String> = BTreeMap::new();
+        for m in self.links().await? {
+            let (name, link) = link_from(&m);
+            names.insert(link.index, name.clone());
+            o.links.insert(name, link);
+        }
+        let dev = |i: u32| names.get(&i).cloned().unwrap_or_else(|| format!("if{i}"));
+
+        let addrs: Vec<AddressMessage> = self
+            .handle
+            .address()
+            .get()
+            .execute()
+            .try_collect()
+            .await
+            .map_err(|e| err("listing addresses", e))?;
+        for a in addrs {
+            let Some((cidr, ours)) = address_from(&a) else { continue };
+            let dev = dev(a.header.index);
+            let managed = d.links.iter().any(|l| l.name == dev);
+            if ours || managed {
+                o.addresses.push(ObservedAddress { dev, cidr, ours });
+            }
+        }
+
+        let mut query = RouteMessage::default();
+        query.header.address_family = AddressFamily::Inet;
+        query.header.protocol = RouteProtocol::Other(PROTO);
+        let routes: Vec<RouteMessage> = self
+            .handle
+            .route()
+            .get(query)
+            .execute()
+            .try_collect()
+            .await
+            .map_err(|e| err("listing routes", e))?;
+        o.routes = routes
+            .iter()
+            .filter(|r| r.header.protocol == RouteProtocol::Other(PROTO))
+            .filter_map(|r| route_from(r, &dev))
+            .collect();
+
+        let rules: Vec<RuleMessage> = self
+            .handle
+            .rule()
+            .get(IpVersion::V4)
+            .execute()
+            .try_collect()
+            .await
+            .map_err(|e| err("listing rules", e))?;
+        o.rules = rules.iter().filter_map(rule_from).collect();
+        Ok(o)
+    }
+
+    pub async fn index(&self, name: &str) -> Result<u32, String> {
+        self.links()
+            .await?
+            .iter()
+            .map(link_from)
+            .find(|(n, _)| n == name)
+            .map(|(_, l)| l.index)
+            .ok_or_else(|| format!("interface {name} does not exist"))
+    }
+
+    pub async fn link_kind(&self, name: &str) -> Result<LinkKind, String> {
+        self.links()
+            .await?
+            .iter()
+            .map(link_from)
+            .find(|(n, _)| n == name)
+            .map(|(_, l)| l.kind)
+            .ok_or_else(|| format!("interface {name} does not exist"))
+    }
+
+    pub async fn wireguard_add(&self, name: &str) -> Result<(), String> {
+        self.handle
+            .link()
+            .add(LinkWireguard::new(name).build())
+            .execute()
+            .await
+            .map_err(|e| err(&format!("creating WireGuard link {name}"), e))
+    }
+
+    pub async fn link_del(&self, name: &str) -> Result<(), String> {
+        let index = self.index(name).await?;
+        self.handle
+            .link()
+            .del(index)
+            .execute()
+            .await
+            .map_err(|e| err(&format!("deleting {name}"), e))
+    }
+
+    pub async fn apply(&self, c: &Change) -> Result<(), String> {
+        let h = &self.handle;
+        match c {
+            Change::LinkSet { name, mtu, alias, up } => {
+                let mut b = LinkUnspec::new_with_index(self.index(name).await?);
+                if let Some(m) = mtu {
+                    b = b.mtu(*m);
+                }
+                if let Some(a) = alias {
+                    b = b.alias(a.clone());
+                }
+                if *up {
+                    b = b.up();
+                }
+                h.link().set(b.build()).execute().await.map_err(|e| err("link", e))
+            }
+            Change::AddrAdd(a) => {
+                let mut req = h.address().add(self.index(&a.dev).await?, a.cidr.addr, a.cidr.len);
+                req.message_mut()
+                    .attributes
+                    .push(AddressAttribute::Protocol(AddressProtocol::Other(PROTO)));
+                req.execute().await.map_err(|e| err("address", e))
+            }
+            Change::AddrDel(a) => {
+                let msg = self.address_message(a).await?;
+                h.address().del(msg).execute().await.map_err(|e| err("address", e))
+            }
+            Change::RouteAdd(r) => {
+                let msg = self.route_message(r).await?;
+                h.route().add(msg).execute().await.map_err(|e| err("route", e))
+            }
+            Change::RouteDel(r) => {
+                let msg = self.route_message(r).await?;
+                h.route().del(msg).execute().await.map_err(|e| err("route", e))
+            }
+            Change::RuleAdd(r) => {
+                let mut req = h.rule().add();
+                *req.message_mut() = rule_message(r);
+                req.execute().await.map_err(|e| err("rule", e))
+            }
+            Change::RuleDel(r) => h.rule().del(rule_message(r)).execute().await.map_err(|e| err("rule", e)),
+            other => Err(format!("not a netlink change: {other}")),
+        }
+    }
+
+    async fn address_message(&self, a: &Address) -> Result<AddressMessage, String> {
+        let mut m = AddressMessage::default();
+        m.header.index = self.index(&a.dev).await?;
+        m.header.prefix_len = a.cidr.len;
+        m.header.family = family(&a.cidr.addr);
+        m.attributes.push(AddressAttribute::Local(a.cidr.addr));
+        m.attributes.push(AddressAttribute::Address(a.cidr.addr));
+        Ok(m)
+    }
+
+    async fn route_message(&self, r: &Route) -> Result<RouteMessage, String> {
+        let dst = match r.dst.addr {
+            IpAddr::V4(a) => a,
+            IpAddr::V6(_) => return Err("IPv6 routes are not supported yet".into()),
+        };
+        let mut b = RouteMessageBuilder::<Ipv4Addr>::new()
+            .table_id(r.table)
+            .protocol(RouteProtocol::Other(PROTO))
+            .destination_prefix(dst, r.dst.len);
+        if r.metric != 0 {
+            b = b.priority(r.metric);
+        }
+        b = match &r.kind {
+            RouteKind::Unreachable => b.kind(RouteType::Unreachable),
+            RouteKind::Dev(d) => b.output_interface(self.index(d).await?).scope(RouteScope::Link),
+            RouteKind::Via(IpAddr::V4(gw), d) => b.output_interface(self.index(d).await?).gateway(*gw),
+            RouteKind::Via(IpAddr::V6(_), _) => return Err("IPv6 gateways are not supported yet".into()),
+        };
+        Ok(b.build())
+    }
+}
+
+fn family(a: &IpAddr) -> AddressFamily {
+    if a.is_ipv4() {
+        AddressFamily::Inet
+    } else {
+        AddressFamily::Inet6
+    }
+}
+
+fn link_from(m: &LinkMessage) -> (String, ObservedLink) {
+    let mut name = String::new();
+    let mut link = ObservedLink {
+        index: m.header.index,
+        mtu: 0,
+        up: m.header.flags.contains(LinkFlags::Up),
+        alias: None,
+        kind: LinkKind::Other,
+    };
+    for a in &m.attributes {
+        match a {
+            LinkAttribute::IfName(n) => name = n.clone(),
+            LinkAttribute::Mtu(v) => link.mtu = *v,
+            LinkAttribute::IfAlias(s) => link.alias = Some(s.clone()),
+            LinkAttribute::LinkInfo(infos) => {
+                for i in infos {
+                    match i {
+                        LinkInfo::Kind(InfoKind::Wireguard) => link.kind = LinkKind::Wireguard,
+                        LinkInfo::Kind(InfoKind::Tun) => link.kind = LinkKind::Tun,
+                        _ => {}
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    (name, link)
+}
+
+fn address_from(m: &AddressMessage) -> Option<(Cidr, bool)> {
+    let mut addr = None;
+    let mut ours = false;
+    for a in &m.attributes {
+        match a {
+            AddressAttribute::Local(ip) => addr = Some(*ip),
+            AddressAttribute::Address(ip) if addr.is_none() => addr = Some(*ip),
+            AddressAttribute::Protocol(AddressProtocol::Other(p)) => ours = *p == PROTO,
+            _ => {}
+        }
+    }
+    Some((Cidr::new(addr?, m.header.prefix_len)?, ours))
+}
+
+fn route_from(m: &RouteMessage, dev: &dyn Fn(u32) -> String) -> Option<Route> {
+    let mut table = u32::from(m.header.table);
+    let mut dst = Cidr::default_for(false);
+    let mut gateway = None;
+    let mut oif = None;
+    let mut metric = 0;
+    for a in &m.attributes {
+        match a {
+            RouteAttribute::Table(t) => table = *t,
+            RouteAttribute::Destination(RouteAddress::Inet(ip)) => {
+                dst = Cidr::new(IpAddr::V4(*ip), m.header.destination_prefix_length)?
+            }
+            RouteAttribute::Gateway(RouteAddress::Inet(ip)) => gateway = Some(IpAddr::V4(*ip)),
+            RouteAttribute::Oif(i) => oif = Some(*i),
+            RouteAttribute::Priority(p) => metric = *p,
+            _ => {}
+        }
+    }
+    let kind = match (m.header.kind, gateway, oif) {
+        (RouteType::Unreachable, _, _) => RouteKind::Unreachable,
+        (_, Some(gw), Some(i)) => RouteKind::Via(gw, dev(i)),
+        (_, None, Some(i)) => RouteKind::Dev(dev(i)),
+        _ => return None,
+    };
+    Some(Route {
+        table,
+        dst,
+        kind,
+        metric,
+    })
+}
+
+fn rule_from(m: &RuleMessage) -> Option<Rule> {
+    let mut rule = Rule {
+        priority: 0,
+        from: None,
+        to: None,
+        table: u32::from(m.header.table),
+    };
+    let mut ours = false;
+    for a in &m.attributes {
+        match a {
+            RuleAttribute::Priority(p) => rule.priority = *p,
+            RuleAttribute::Table(t) => rule.table = *t,
+            RuleAttribute::Source(ip) => rule.from = Cidr::new(*ip, m.header.src_len),
+            RuleAttribute::Destination(ip) => rule.to = Cidr::new(*ip, m.header.dst_len),
+            RuleAttribute::Protocol(RouteProtocol::Other(p)) => ours = *p == PROTO,
+            _ => {}
+        }
+    }
+    ours.then_some(rule)
+}
+
+/// A rule message. The action must be "to table": rtnetlink's default
+/// (unspec) makes a rule whose every match fails with EINVAL.
+fn rule_message(r: &Rule) -> RuleMessage {
+    let mut m = RuleMessage::default();
+    m.header.family = AddressFamily::Inet;
+    m.header.action = RuleAction::ToTable;
+    if r.table < 256 {
+        m.header.table = r.table as u8;
+    }
+    m.attributes.push(RuleAttribute::Table(r.table));
+    m.attributes.push(RuleAttribute::Priority(r.priority));
+    m.attributes.push(RuleAttribute::Protocol(RouteProtocol::Other(PROTO)));
+    if let Some(c) = r.from {
+        m.header.src_len = c.len;
+        m.attributes.push(RuleAttribute::Source(c.addr));
+    }
+    if let Some(c) = r.to {
+        m.header.dst_len = c.len;
+        m.attributes.push(RuleAttribute::Destination(c.addr));
+    }
+    m
+}

@@ -1,0 +1,137 @@
+//! WireGuard devices through wireguard-control: the kernel module over
+//! generic netlink, or wireguard-go (userspace) over its UAPI socket when
+//! the kernel has no WireGuard.
+
+use crate::cidr::Cidr;
+use crate::desired::WgPeer;
+use crate::diff::{ObservedPeer, ObservedWg};
+use crate::keys;
+use std::fs;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use wireguard_control::{Backend, Device, DeviceUpdate, InterfaceName, Key, PeerConfigBuilder};
+
+/// wireguard-go's socket directory: fixed by wireguard-go, global to the
+/// host (not per network namespace), so interface names must be unique.
+pub const UAPI_DIR: &str = "/var/run/wireguard";
+
+fn ifname(name: &str) -> Result<InterfaceName, String> {
+    name.parse()
+        .map_err(|_| format!("`{name}` is not a valid interface name"))
+}
+
+pub fn observe(name: &str, userspace: bool) -> Result<ObservedWg, String> {
+    let backend = if userspace { Backend::Userspace } else { Backend::Kernel };
+    let dev = Device::get(&ifname(name)?, backend)
+        .map_err(|e| format!("cannot read WireGuard device {name}: {e}"))?;
+    Ok(ObservedWg {
+        public_key: dev.public_key.map(|k| k.to_base64()),
+        listen_port: dev.listen_port.unwrap_or(0),
+        peers: dev
+            .peers
+            .into_iter()
+            .map(|p| ObservedPeer {
+                public_key: p.config.public_key.to_base64(),
+                endpoint: p.config.endpoint,
+                allowed_ips: p
+                    .config
+                    .allowed_ips
+                    .iter()
+                    .filter_map(|a| Cidr::new(a.address, a.cidr))
+                    .collect(),
+                persistent_keepalive: p.config.persistent_keepalive_interval.filter(|k| *k > 0),
+            })
+            .collect(),
+    })
+}
+
+/// Starts wireguard-go for `name` in the foreground (so its PID is ours to
+/// supervise) and waits until its UAPI socket answers.
+pub fn start_userspace(name: &str, run_dir: &Path) -> Result<Child, String> {
+    fs::create_dir_all(UAPI_DIR).map_err(|e| format!("cannot create {UAPI_DIR}: {e}"))?;
+    // A socket left by a killed wireguard-go would make the new one fail.
+    let sock = socket_path(name);
+    if sock.exists() && UnixStream::connect(&sock).is_err() {
+        let _ = fs::remove_file(&sock);
+    }
+    let log_path = run_dir.join(format!("wireguard-go-{name}.log"));
+    let log = fs::File::create(&log_path).map_err(|e| format!("cannot create {}: {e}", log_path.display()))?;
+    let err = log.try_clone().map_err(|e| e.to_string())?;
+    let mut child = Command::new("wireguard-go")
+        .args(["-f", name])
+        .env("LOG_LEVEL", "error")
+        .stdin(Stdio::null())
+        .stdout(log)
+        .stderr(err)
+        .spawn()
+        .map_err(|e| format!("cannot start wireguard-go (is it installed?): {e}"))?;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        if observe(name, true).is_ok() {
+            return Ok(child);
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            let log = fs::read_to_string(&log_path).unwrap_or_default();
+            return Err(format!("wireguard-go {name} exited ({status}): {}", log.trim()));
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    Err(format!("wireguard-go {name} did not open its control socket within 5 s"))
+}
+
+pub fn socket_path(name: &str) -> PathBuf {
+    Path::new(UAPI_DIR).join(format!("{name}.sock"))
+}
+
+/// The PID of the wireguard-go serving `name`, from its socket's peer
+/// credentials: exact, even for a wireguard-go another agent started.
+pub fn userspace_pid(name: &str) -> Option<i32> {
+    let stream = UnixStream::connect(socket_path(name)).ok()?;
+    let cred = nix::sys::socket::getsockopt(&stream, nix::sys::socket::sockopt::PeerCredentials).ok()?;
+    Some(cred.pid())
+}
+
+/// Writes a WgSet change. The private key is read from its file here, at the
+/// last moment, and goes nowhere but the device.
+pub fn set(
+    name: &str,
+    userspace: bool,
+    private_key_file: Option<&Path>,
+    listen_port: Option<u16>,
+    peers: &[WgPeer],
+    remove_peers: &[String],
+) -> Result<(), String> {
+    let mut update = DeviceUpdate::new();
+    if let Some(path) = private_key_file {
+        let key = keys::load_private_key(path)?;
+        update = update.set_private_key(key.key().clone());
+    }
+    if let Some(port) = listen_port {
+        update = update.set_listen_port(port);
+    }
+    for p in peers {
+        let key = Key::from_base64(&p.public_key).map_err(|_| format!("bad peer key {}", p.public_key))?;
+        let mut b = PeerConfigBuilder::new(&key)
+            .replace_allowed_ips()
+            .set_persistent_keepalive_interval(p.persistent_keepalive.unwrap_or(0));
+        for a in &p.allowed_ips {
+            b = b.add_allowed_ip(a.addr, a.len);
+        }
+        if let Some(e) = p.endpoint_addr {
+            b = b.set_endpoint(e);
+        }
+        update = update.add_peer(b);
+    }
+    for k in remove_peers {
+        let key = Key::from_base64(k).map_err(|_| format!("bad peer key {k}"))?;
+        update = update.remove_peer_by_key(&key);
+    }
+    let backend = if userspace { Backend::Userspace } else { Backend::Kernel };
+    update
+        .apply(&ifname(name)?, backend)
+        .map_err(|e| format!("cannot configure WireGuard device {name}: {e}"))
+}

@@ -1,0 +1,228 @@
+//! `portal`: the router agent. See README.md for the config reference.
+
+mod agent;
+mod cidr;
+mod config;
+mod desired;
+mod diff;
+mod kernel;
+mod keys;
+mod load;
+mod log;
+mod model;
+mod state;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+const USAGE: &str = "\
+usage: portal <command> [options]
+
+commands:
+  check CONFIG      validate the config; exit 0 if valid, 2 if not
+  plan CONFIG       print the commands (sysctl, ip, wg, nft) that set up CONFIG
+  apply CONFIG      bring the kernel to CONFIG once, by diff, and exit
+  agent CONFIG      apply, then keep it applied (netlink events, SIGHUP,
+                    config file changes, every --interval seconds)
+  down CONFIG       remove everything Portal added, and nothing else
+  keygen FILE       write a new WireGuard private key to FILE (mode 0600)
+                    and print its public key
+  pubkey FILE       print the public key of a private key file
+
+options:
+  --state-dir DIR   persistent state (default /var/lib/portal)
+  --run-dir DIR     runtime files, wireguard-go logs (default /run/portal)
+  --interval SECS   agent: seconds between periodic passes (default 30)
+";
+
+struct Args {
+    command: String,
+    target: Option<PathBuf>,
+    state_dir: PathBuf,
+    run_dir: PathBuf,
+    interval: Duration,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut it = std::env::args().skip(1);
+    let mut args = Args {
+        command: String::new(),
+        target: None,
+        state_dir: PathBuf::from("/var/lib/portal"),
+        run_dir: PathBuf::from("/run/portal"),
+        interval: Duration::from_secs(30),
+    };
+    while let Some(a) = it.next() {
+        let mut value = |name: &str| it.next().ok_or_else(|| format!("{name} needs a value"));
+        match a.as_str() {
+            "--state-dir" => args.state_dir = value("--state-dir")?.into(),
+            "--run-dir" => args.run_dir = value("--run-dir")?.into(),
+            "--interval" => {
+                let v = value("--interval")?;
+                let secs: u64 = v.parse().map_err(|_| format!("--interval: `{v}` is not a number of seconds"))?;
+                args.interval = Duration::from_secs(secs.max(1));
+            }
+            "-h" | "--help" => return Err(String::new()),
+            _ if a.starts_with('-') => return Err(format!("unknown option {a}")),
+            _ if args.command.is_empty() => args.command = a,
+            _ if args.target.is_none() => args.target = Some(a.into()),
+            _ => return Err(format!("unexpected argument {a}")),
+        }
+    }
+    if args.command.is_empty() {
+        return Err(String::new());
+    }
+    Ok(args)
+}
+
+fn main() -> ExitCode {
+    let args = match parse_args() {
+        Ok(a) => a,
+        Err(e) => {
+            if !e.is_empty() {
+                eprintln!("portal: {e}");
+            }
+            eprint!("{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    let Some(target) = args.target.clone() else {
+        eprintln!("portal {}: missing file argument", args.command);
+        eprint!("{USAGE}");
+        return ExitCode::from(2);
+    };
+    match args.command.as_str() {
+        "check" => check(&target),
+        "plan" => plan(&target),
+        "apply" | "agent" | "down" => runtime(&args, &target),
+        "keygen" => match keys::generate(&target) {
+            Ok(public) => {
+                println!("{public}");
+                eprintln!("portal: private key written to {} (mode 0600)", target.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(&e),
+        },
+        "pubkey" => match keys::load_private_key(&target) {
+            Ok(k) => {
+                println!("{}", k.public_base64());
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(&e),
+        },
+        other => {
+            eprintln!("portal: unknown command `{other}`");
+            eprint!("{USAGE}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn fail(e: &str) -> ExitCode {
+    eprintln!("portal: {e}");
+    ExitCode::FAILURE
+}
+
+/// Loads the config or prints every error and returns exit code 2.
+fn load_or_report(path: &Path) -> Result<(model::Model, desired::Inputs), ExitCode> {
+    load::load(path).map_err(|errs| {
+        eprintln!("portal: {} is not valid:", path.display());
+        for e in &errs {
+            eprintln!("  {e}");
+        }
+        ExitCode::from(2)
+    })
+}
+
+fn check(path: &Path) -> ExitCode {
+    match load_or_report(path) {
+        Ok((m, _)) => {
+            println!(
+                "{}: valid ({} LAN(s), {} portal(s))",
+                path.display(),
+                m.lans.len(),
+                m.portals.len()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(code) => code,
+    }
+}
+
+fn plan(path: &Path) -> ExitCode {
+    match load_or_report(path) {
+        Ok((m, inputs)) => {
+            print!("{}", plan_text(&m, &inputs, false));
+            ExitCode::SUCCESS
+        }
+        Err(code) => code,
+    }
+}
+
+/// The whole setup as shell commands, in the order Portal applies them:
+/// the diff against an empty kernel.
+pub fn plan_text(m: &model::Model, inputs: &desired::Inputs, userspace: bool) -> String {
+    let d = desired::desired(m, inputs);
+    let changes = diff::diff(&d, &diff::Observed::default(), userspace);
+    let mut out = String::from("#!/bin/sh\n# Generated by `portal plan`: the kernel state Portal applies, as commands.\nset -e\n");
+    for c in changes {
+        out.push_str(&c.to_string());
+        out.push('\n');
+    }
+    out
+}
+
+fn runtime(args: &Args, path: &Path) -> ExitCode {
+    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => return fail(&format!("cannot start runtime: {e}")),
+    };
+    rt.block_on(async {
+        if args.command == "down" {
+            // `down` needs no valid config: it removes what the kernel shows
+            // as Portal's (marked objects), so it also cleans up after a config
+            // that has since changed.
+            let backend = config::Backend::Auto;
+            let mut k = match kernel::Kernel::new(backend, args.run_dir.clone(), args.state_dir.clone()) {
+                Ok(k) => k,
+                Err(e) => return fail(&e),
+            };
+            return match agent::down(&mut k).await {
+                Ok(r) => {
+                    agent::log_report(&r);
+                    log::info(&format!("down: {} change(s), {} error(s)", r.applied.len(), r.errors.len()));
+                    if r.errors.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+                }
+                Err(e) => fail(&e),
+            };
+        }
+        let (m, inputs) = match load_or_report(path) {
+            Ok(x) => x,
+            Err(code) => return code,
+        };
+        if args.command == "agent" {
+            let opts = agent::Options {
+                state_dir: args.state_dir.clone(),
+                run_dir: args.run_dir.clone(),
+                interval: args.interval,
+            };
+            return match agent::run(path, opts, m, inputs).await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => fail(&e),
+            };
+        }
+        let mut k = match kernel::Kernel::new(m.backend, args.run_dir.clone(), args.state_dir.clone()) {
+            Ok(k) => k,
+            Err(e) => return fail(&e),
+        };
+        match agent::pass(&mut k, &m, &inputs).await {
+            Ok(r) => {
+                agent::log_report(&r);
+                log::info(&format!("apply: {} change(s), {} error(s)", r.applied.len(), r.errors.len()));
+                if r.errors.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+            }
+            Err(e) => fail(&e),
+        }
+    })
+}
