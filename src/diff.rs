@@ -73,9 +73,10 @@ pub struct ObservedPeer {
 pub enum Change {
     NftReplace(String),
     NftDelete,
+    /// `userspace`: None = kernel WireGuard if the kernel has it (auto).
     WgCreate {
         name: String,
-        userspace: bool,
+        userspace: Option<bool>,
     },
     /// Only the parts that differ; `private_key_file` set means "write the key".
     WgSet {
@@ -111,7 +112,7 @@ impl Change {
 
 /// The changes that turn `o` into `d`, in a safe order: the kill switch
 /// first, then devices, addresses, routes, rules, removals, and forwarding last.
-pub fn diff(d: &Desired, o: &Observed, userspace: bool) -> Vec<Change> {
+pub fn diff(d: &Desired, o: &Observed, userspace: Option<bool>) -> Vec<Change> {
     let mut out = Vec::new();
     if !o.nft_current {
         out.push(Change::NftReplace(d.nft.clone()));
@@ -201,7 +202,7 @@ pub fn diff(d: &Desired, o: &Observed, userspace: bool) -> Vec<Change> {
 /// nft table last. `restore` gives sysctls their values from before Portal.
 pub fn teardown(o: &Observed, restore: &[Sysctl]) -> Vec<Change> {
     let empty = Desired::default();
-    let mut out: Vec<Change> = diff(&empty, &Observed { nft_current: true, ..o.clone() }, false)
+    let mut out: Vec<Change> = diff(&empty, &Observed { nft_current: true, ..o.clone() }, None)
         .into_iter()
         .filter(|c| !matches!(c, Change::Sysctl(_)))
         .collect();
@@ -285,10 +286,13 @@ impl fmt::Display for Change {
                 "nft -f - <<'EOF'\ntable inet {NFT_TABLE}\ndelete table inet {NFT_TABLE}\n{ruleset}EOF"
             ),
             Change::NftDelete => write!(f, "nft delete table inet {NFT_TABLE}"),
-            Change::WgCreate { name, userspace: false } => {
+            Change::WgCreate { name, userspace: Some(false) } => {
                 write!(f, "ip link add dev {name} type wireguard")
             }
-            Change::WgCreate { name, userspace: true } => write!(f, "wireguard-go {name}"),
+            Change::WgCreate { name, userspace: Some(true) } => write!(f, "wireguard-go {name}"),
+            Change::WgCreate { name, userspace: None } => {
+                write!(f, "ip link add dev {name} type wireguard 2>/dev/null || wireguard-go {name}")
+            }
             Change::WgSet {
                 name,
                 private_key_file,
@@ -333,7 +337,9 @@ impl fmt::Display for Change {
                 Ok(())
             }
             Change::LinkDel(name) => write!(f, "ip link del dev {name}"),
-            Change::AddrAdd(a) => write!(f, "ip address add {} dev {} proto {PROTO}", a.cidr, a.dev),
+            // iproute2 before 6.3 cannot write an address protocol; Portal sets
+            // it over netlink, so the comment says so rather than the command.
+            Change::AddrAdd(a) => write!(f, "ip address add {} dev {}  # marked proto {PROTO}", a.cidr, a.dev),
             Change::AddrDel(a) => write!(f, "ip address del {} dev {}", a.cidr, a.dev),
             Change::RouteAdd(r) => write!(f, "ip route add {} proto {PROTO}", route_spec(r)),
             Change::RouteDel(r) => write!(f, "ip route del {}", route_spec(r)),

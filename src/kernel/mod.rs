@@ -53,9 +53,9 @@ impl Kernel {
         })
     }
 
-    /// Whether new WireGuard devices will be wireguard-go (for `plan`-style output).
-    pub fn userspace_hint(&self) -> bool {
-        self.userspace.unwrap_or(false)
+    /// Whether new WireGuard devices will be wireguard-go (None: not known yet).
+    pub fn userspace_hint(&self) -> Option<bool> {
+        self.userspace
     }
 
     pub async fn observe(&mut self, d: &Desired) -> Result<Observed, String> {
