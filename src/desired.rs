@@ -266,13 +266,14 @@ pub fn nft_ruleset(m: &Model) -> String {
         }
         if p.exit {
             // Bounce server: what the peers send (from their tunnel
-            // addresses, or their own routed subnets) leaves by our WAN.
-            let mut sources: Vec<Cidr> = p.addresses.iter().filter(|a| !a.is_v6()).map(|a| a.network()).collect();
+            // addresses, their allowed IPs or their routed subnets) leaves
+            // by our WAN, SNATed to our WAN address.
+            let mut sources: Vec<Cidr> = p.addresses.iter().map(|a| a.network()).collect();
+            sources.extend(p.remote_subnets.iter().copied());
             for peer in &p.peers {
-                sources.extend(peer.allowed_ips.iter().filter(|a| !a.is_v6() && !a.is_default()));
+                sources.extend(peer.allowed_ips.iter().filter(|a| !a.is_default()));
             }
-            sources.sort();
-            sources.dedup();
+            let sources = outermost(sources.into_iter().filter(|c| !c.is_v6()).collect());
             if !sources.is_empty() {
                 nat.push(format!(
                     "oifname \"{wan}\" ip saddr {{ {} }} masquerade comment \"exit {}\"",
@@ -298,8 +299,15 @@ pub fn nft_ruleset(m: &Model) -> String {
                     ));
                 }
                 if p.masquerade {
+                    // Site-to-site traffic keeps its real source address.
+                    let keep = outermost(p.remote_subnets.iter().filter(|c| !c.is_v6()).copied().collect());
+                    let except = if keep.is_empty() {
+                        String::new()
+                    } else {
+                        format!("ip daddr != {{ {} }} ", join(&keep))
+                    };
                     nat.push(format!(
-                        "oifname \"{}\" ip saddr {net} masquerade comment \"lan {} via {}\"",
+                        "oifname \"{}\" ip saddr {net} {except}masquerade comment \"lan {} via {}\"",
                         p.interface, l.name, p.name
                     ));
                 }
@@ -318,6 +326,20 @@ pub fn nft_ruleset(m: &Model) -> String {
     }
     s.push_str("\t}\n}\n");
     s
+}
+
+/// Sorted, without prefixes that another one covers (nft refuses
+/// overlapping intervals in one set).
+fn outermost(mut c: Vec<Cidr>) -> Vec<Cidr> {
+    c.sort_by_key(|x| (x.len, *x));
+    let mut out: Vec<Cidr> = Vec::new();
+    for x in c {
+        if !out.iter().any(|o| o.covers(&x)) {
+            out.push(x);
+        }
+    }
+    out.sort();
+    out
 }
 
 fn join(c: &[Cidr]) -> String {

@@ -111,7 +111,8 @@ impl Change {
 }
 
 /// The changes that turn `o` into `d`, in a safe order: the kill switch
-/// first, then devices, addresses, routes, rules, removals, and forwarding last.
+/// first, then devices, addresses, routes, WireGuard keys and peers, rules,
+/// removals, and forwarding last.
 pub fn diff(d: &Desired, o: &Observed, userspace: Option<bool>) -> Vec<Change> {
     let mut out = Vec::new();
     if !o.nft_current {
@@ -123,6 +124,9 @@ pub fn diff(d: &Desired, o: &Observed, userspace: Option<bool>) -> Vec<Change> {
             out.push(Change::RouteAdd(r.clone()));
         }
     }
+    // Devices first (links must exist to be configured); their keys and
+    // peers after addresses and routes, so the first handshake can leave.
+    let mut wg_sets = Vec::new();
     for w in &d.wireguard {
         match o.wireguard.get(&w.name) {
             None => {
@@ -132,7 +136,7 @@ pub fn diff(d: &Desired, o: &Observed, userspace: Option<bool>) -> Vec<Change> {
                         userspace,
                     });
                 }
-                out.push(Change::WgSet {
+                wg_sets.push(Change::WgSet {
                     name: w.name.clone(),
                     private_key_file: Some(w.private_key_file.clone()),
                     listen_port: w.listen_port,
@@ -140,11 +144,7 @@ pub fn diff(d: &Desired, o: &Observed, userspace: Option<bool>) -> Vec<Change> {
                     remove_peers: Vec::new(),
                 });
             }
-            Some(ow) => {
-                if let Some(c) = wg_update(w, ow) {
-                    out.push(c);
-                }
-            }
+            Some(ow) => wg_sets.extend(wg_update(w, ow)),
         }
     }
     for l in &d.links {
@@ -160,6 +160,7 @@ pub fn diff(d: &Desired, o: &Observed, userspace: Option<bool>) -> Vec<Change> {
             out.push(Change::RouteAdd(r.clone()));
         }
     }
+    out.extend(wg_sets);
     for r in &d.rules {
         if !o.rules.contains(r) {
             out.push(Change::RuleAdd(r.clone()));

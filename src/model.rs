@@ -337,10 +337,15 @@ fn validate_peers(at: &str, peers: &[config::Peer], e: &mut Errors) -> Vec<Peer>
             let path = format!("{pat}.allowed_ips[{k}]");
             let Some(c) = e.parse(&path, parse_network(a)) else { continue };
             // WireGuard gives an allowed IP to the last peer that claims it,
-            // silently: the first peer would lose its traffic.
+            // silently: the first peer would lose its traffic. Only the same
+            // prefix clashes: nested ones are fine (longest prefix wins, so an
+            // exit peer with 0.0.0.0/0 can sit next to a site peer's subnet).
             for (oj, o) in out.iter().enumerate() {
-                if let Some(clash) = o.allowed_ips.iter().find(|x| x.overlaps(&c)) {
-                    e.add(&path, format!("{c} overlaps {clash} of {at}.peers[{oj}]"));
+                if o.allowed_ips.contains(&c) {
+                    e.add(
+                        &path,
+                        format!("{c} is also claimed by {at}.peers[{oj}]: WireGuard would silently give it to one peer only"),
+                    );
                 }
             }
             if let Some(clash) = allowed_ips.iter().find(|x| x.overlaps(&c)) {

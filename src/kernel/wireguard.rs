@@ -24,6 +24,9 @@ fn ifname(name: &str) -> Result<InterfaceName, String> {
 
 pub fn observe(name: &str, userspace: bool) -> Result<ObservedWg, String> {
     let backend = if userspace { Backend::Userspace } else { Backend::Kernel };
+    if userspace {
+        check_socket_owner(name)?;
+    }
     let dev = Device::get(&ifname(name)?, backend)
         .map_err(|e| format!("cannot read WireGuard device {name}: {e}"))?;
     Ok(ObservedWg {
@@ -56,6 +59,7 @@ pub fn start_userspace(name: &str, run_dir: &Path) -> Result<Child, String> {
     if sock.exists() && UnixStream::connect(&sock).is_err() {
         let _ = fs::remove_file(&sock);
     }
+    check_socket_owner(name)?;
     let log_path = run_dir.join(format!("wireguard-go-{name}.log"));
     let log = fs::File::create(&log_path).map_err(|e| format!("cannot create {}: {e}", log_path.display()))?;
     let err = log.try_clone().map_err(|e| e.to_string())?;
@@ -81,6 +85,24 @@ pub fn start_userspace(name: &str, run_dir: &Path) -> Result<Child, String> {
     let _ = child.kill();
     let _ = child.wait();
     Err(format!("wireguard-go {name} did not open its control socket within 5 s"))
+}
+
+/// wireguard-go's sockets are global to the host: a socket of the same name
+/// may belong to a wireguard-go in another network namespace. Talking to it
+/// would configure someone else's device, so refuse.
+fn check_socket_owner(name: &str) -> Result<(), String> {
+    let Some(pid) = userspace_pid(name) else {
+        return Ok(());
+    };
+    let ns = |p: &str| fs::read_link(format!("/proc/{p}/ns/net")).ok();
+    if ns(&pid.to_string()) != ns("self") {
+        return Err(format!(
+            "{} belongs to a wireguard-go (pid {pid}) in another network namespace; \
+             interface names of wireguard-go devices must be unique on the host",
+            socket_path(name).display()
+        ));
+    }
+    Ok(())
 }
 
 pub fn socket_path(name: &str) -> PathBuf {
