@@ -38,11 +38,17 @@ fn base() -> Value {
     })
 }
 
-/// The node at a dotted path ("portals.paris.peers.0.mtu"), created (as an
-/// object member) when missing.
+/// The node at a dotted path ("portals.paris.peers.0.endpoint"), created
+/// when missing: as an object member, or (index one past the end) appended.
 fn node<'a>(v: &'a mut Value, path: &str) -> &'a mut Value {
     path.split('.').fold(v, |v, k| match v {
-        Value::Array(a) => &mut a[k.parse::<usize>().expect("array index")],
+        Value::Array(a) => {
+            let i: usize = k.parse().expect("array index");
+            if i == a.len() {
+                a.push(Value::Null);
+            }
+            &mut a[i]
+        }
         _ => &mut v[k],
     })
 }
@@ -298,10 +304,13 @@ fn portal_addresses() {
 
 #[test]
 fn public_keys_must_be_wireguard_keys() {
-    let pk = |k: &str| set(base(), "portals.paris.peers.0.public_key", json!(k));
-    expect_err(pk("not-a-key"), "portals.paris.peers[0].public_key", "not a WireGuard key");
-    // Base64 of 31 bytes.
-    expect_err(pk("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=="), "portals.paris.peers[0].public_key", "not a WireGuard key");
+    let bad = |k: &str| {
+        let v = set(base(), "portals.paris.peers.0.public_key", json!(k));
+        expect_err(v, "portals.paris.peers[0].public_key", "not a WireGuard key")
+    };
+    bad("not-a-key");
+    bad("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=="); // base64 of 31 bytes
+    bad("");
 }
 
 #[test]
@@ -338,12 +347,16 @@ fn overlapping_allowed_ips_within_one_peer() {
 
 #[test]
 fn allowed_ips_across_portals() {
-    let paris = |v: Value| set(v, "portals.paris.peers.0.allowed_ips", json!(["0.0.0.0/0", "10.50.0.0/16"]));
-    let v = paris(with_tokyo(set(tokyo(), "peers", json!([peer(2, &["0.0.0.0/0", "10.50.1.0/24"])]))));
-    expect_err(
-        v,
-        "portals.tokyo.peers[0].allowed_ips[1]",
-        "10.50.1.0/24 overlaps 10.50.0.0/16 of portals.paris.peers[0].allowed_ips[1] (another portal)",
+    // Each portal: an exit peer and a site peer; the two sites overlap.
+    let v = set(base(), "portals.paris.peers.1", peer(3, &["10.50.0.0/16"]));
+    let v = set(v, "portals.tokyo", set(tokyo(), "peers.1", peer(4, &["10.50.1.0/24"])));
+    assert_eq!(
+        errors(v),
+        [ConfigError {
+            path: "portals.tokyo.peers[1].allowed_ips[0]".into(),
+            reason: "10.50.1.0/24 overlaps 10.50.0.0/16 of portals.paris.peers[1].allowed_ips[0] (another portal)"
+                .into(),
+        }]
     );
     // Several exits: each portal has its own default route, in its own table.
     let m = valid(with_tokyo(tokyo()));
@@ -388,25 +401,30 @@ fn endpoints() {
 
 // ---- parsing (config.rs) -------------------------------------------------
 
+/// Asserts that config::parse refuses `v` with an error starting `start`.
+#[track_caller]
+fn expect_parse_err(v: Value, start: &str) {
+    let err = config::parse(&v.to_string()).expect_err("expected a parse error");
+    assert!(err.starts_with(start), "expected `{start}...`, got `{err}`");
+}
+
 #[test]
 fn unknown_field_is_refused_with_its_path() {
-    let text = set(base(), "portals.paris.listen_prot", json!(51820)).to_string();
-    let err = config::parse(&text).unwrap_err();
-    assert!(err.starts_with("portals.paris.listen_prot: unknown field `listen_prot`"), "{err}");
-    let err = config::parse(&set(base(), "lans.home.kilswitch", json!(true)).to_string()).unwrap_err();
-    assert!(err.starts_with("lans.home.kilswitch: unknown field"), "{err}");
+    let v = set(base(), "portals.paris.listen_prot", json!(51820));
+    expect_parse_err(v, "portals.paris.listen_prot: unknown field `listen_prot`, expected one of");
+    expect_parse_err(set(base(), "lans.home.kilswitch", json!(true)), "lans.home.kilswitch: unknown field");
+    expect_parse_err(set(base(), "wan.static.dns_servers", json!([])), "wan.static.dns_servers: unknown field");
 }
 
 #[test]
 fn wrong_type_names_its_path() {
-    let err = config::parse(&set(base(), "portals.paris.listen_port", json!("51820")).to_string()).unwrap_err();
-    assert!(err.starts_with("portals.paris.listen_port: invalid type: string"), "{err}");
-    let err = config::parse(&set(base(), "portals.paris.peers.0.allowed_ips", json!("0.0.0.0/0")).to_string()).unwrap_err();
-    assert!(err.starts_with("portals.paris.peers[0].allowed_ips: invalid type"), "{err}");
-    let err = config::parse(&set(base(), "wireguard_backend", json!("kernal")).to_string()).unwrap_err();
-    assert!(err.starts_with("wireguard_backend: unknown variant `kernal`"), "{err}");
-    let err = config::parse(&cut(base(), "wan.interface").to_string()).unwrap_err();
-    assert!(err.starts_with("wan: missing field `interface`"), "{err}");
+    let v = set(base(), "portals.paris.listen_port", json!("51820"));
+    expect_parse_err(v, "portals.paris.listen_port: invalid type: string \"51820\", expected u16");
+    let v = set(base(), "portals.paris.peers.0.allowed_ips", json!("0.0.0.0/0"));
+    expect_parse_err(v, "portals.paris.peers[0].allowed_ips: invalid type: string");
+    expect_parse_err(set(base(), "portals.paris.listen_port", json!(70000)), "portals.paris.listen_port: invalid value");
+    expect_parse_err(set(base(), "wireguard_backend", json!("kernal")), "wireguard_backend: unknown variant `kernal`");
+    expect_parse_err(cut(base(), "wan.interface"), "wan: missing field `interface`");
 }
 
 #[test]
@@ -463,12 +481,35 @@ fn check_golden(config: &str, public_keys: &[(&str, &str)], golden: &str, golden
         return;
     }
     if plan != golden {
-        let first = plan.lines().zip(golden.lines()).position(|(a, b)| a != b);
+        let (got, want): (Vec<&str>, Vec<&str>) = (plan.lines().collect(), golden.lines().collect());
+        let i = (0..got.len().max(want.len())).find(|&i| got.get(i) != want.get(i)).unwrap_or(0);
         panic!(
-            "plan differs from {path} (first differing line: {first:?}); \
-             if the change is intended, rerun with UPDATE_GOLDEN=1.\n--- plan ---\n{plan}"
+            "plan differs from {path} at line {}:\n  want: {:?}\n  got:  {:?}\n\
+             If the change is intended, rerun with UPDATE_GOLDEN=1 and review the diff.\n--- plan ---\n{plan}",
+            i + 1,
+            want.get(i),
+            got.get(i),
         );
     }
+}
+
+/// The safety properties of the order, so that a careless UPDATE_GOLDEN
+/// cannot bless a plan that opens a leak.
+#[test]
+fn plan_order_is_safe() {
+    let m = valid(serde_json::from_str(include_str!("../../examples/site.json")).unwrap());
+    let plan = crate::plan_text(&m, &Inputs::default(), None);
+    let lines: Vec<&str> = plan.lines().collect();
+    let at = |needle: &str| {
+        lines.iter().position(|l| l.contains(needle)).unwrap_or_else(|| panic!("no `{needle}` in:\n{plan}"))
+    };
+    let kill_route = at("ip route add unreachable default table 51820 metric 4000");
+    assert!(at("nft -f -") < kill_route);
+    assert!(at("iifname \"eth1\" oifname != \"wg-paris\"") < kill_route, "kill switch rule is in the nft table");
+    assert!(kill_route < at("ip link add dev wg-paris"));
+    assert!(kill_route < at("ip rule add priority 10000"));
+    assert!(at("ip rule add priority 10000") < at("ip rule add priority 10100 from 192.168.10.0/24 lookup 51820"));
+    assert_eq!(lines.last(), Some(&"sysctl -w net.ipv4.ip_forward=1"));
 }
 
 #[test]
