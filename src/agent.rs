@@ -31,7 +31,10 @@ pub async fn pass(kernel: &mut Kernel, m: &Model, inputs: &Inputs) -> Result<Rep
 
 pub fn log_report(r: &Report) {
     for a in &r.applied {
-        log::info(&format!("applied: {}", a.lines().next().unwrap_or_default()));
+        log::info(&format!(
+            "applied: {}",
+            a.lines().next().unwrap_or_default()
+        ));
     }
     for e in &r.errors {
         log::error(e);
@@ -51,7 +54,12 @@ fn mtime(p: &Path) -> Option<SystemTime> {
     std::fs::metadata(p).and_then(|m| m.modified()).ok()
 }
 
-pub async fn run(config: &Path, opts: Options, mut m: Model, mut inputs: Inputs) -> Result<(), String> {
+pub async fn run(
+    config: &Path,
+    opts: Options,
+    mut m: Model,
+    mut inputs: Inputs,
+) -> Result<(), String> {
     let mut kernel = Kernel::new(m.backend, opts.run_dir.clone(), opts.state_dir.clone())?;
     let (conn, _handle, mut events) = rtnetlink::new_multicast_connection(&[
         MulticastGroup::Link,

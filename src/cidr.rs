@@ -44,7 +44,10 @@ impl Cidr {
             IpAddr::V4(a) => IpAddr::V4(Ipv4Addr::from(u32::from(a) & mask32(self.len))),
             IpAddr::V6(a) => IpAddr::V6(Ipv6Addr::from(u128::from(a) & mask128(self.len))),
         };
-        Cidr { addr, len: self.len }
+        Cidr {
+            addr,
+            len: self.len,
+        }
     }
 
     /// True when the address carries host bits, i.e. it names a host on the network.
@@ -55,7 +58,9 @@ impl Cidr {
     /// The IPv4 broadcast address of the network, when it has one (prefix < 31).
     pub fn broadcast_v4(&self) -> Option<Ipv4Addr> {
         match self.addr {
-            IpAddr::V4(a) if self.len < 31 => Some(Ipv4Addr::from(u32::from(a) | !mask32(self.len))),
+            IpAddr::V4(a) if self.len < 31 => {
+                Some(Ipv4Addr::from(u32::from(a) | !mask32(self.len)))
+            }
             _ => None,
         }
     }
@@ -127,8 +132,7 @@ impl FromStr for Cidr {
         let len: u8 = len
             .parse()
             .map_err(|_| format!("`/{len}` is not a prefix length"))?;
-        Cidr::new(addr, len)
-            .ok_or_else(|| format!("prefix length /{len} is too long for {addr}"))
+        Cidr::new(addr, len).ok_or_else(|| format!("prefix length /{len} is too long for {addr}"))
     }
 }
 

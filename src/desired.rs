@@ -130,7 +130,10 @@ pub fn desired(m: &Model, inputs: &Inputs) -> Desired {
         mtu: None,
         alias: None,
     });
-    if let WanMode::Static { address, gateway, .. } = &m.wan.mode {
+    if let WanMode::Static {
+        address, gateway, ..
+    } = &m.wan.mode
+    {
         d.addresses.push(Address {
             dev: m.wan.interface.clone(),
             cidr: *address,
@@ -300,7 +303,13 @@ pub fn nft_ruleset(m: &Model) -> String {
                 }
                 if p.masquerade {
                     // Site-to-site traffic keeps its real source address.
-                    let keep = outermost(p.remote_subnets.iter().filter(|c| !c.is_v6()).copied().collect());
+                    let keep = outermost(
+                        p.remote_subnets
+                            .iter()
+                            .filter(|c| !c.is_v6())
+                            .copied()
+                            .collect(),
+                    );
                     let except = if keep.is_empty() {
                         String::new()
                     } else {
@@ -320,7 +329,9 @@ pub fn nft_ruleset(m: &Model) -> String {
         s.push_str(&format!("\t\t{r}\n"));
     }
     s.push_str("\t}\n");
-    s.push_str("\tchain postrouting {\n\t\ttype nat hook postrouting priority srcnat; policy accept;\n");
+    s.push_str(
+        "\tchain postrouting {\n\t\ttype nat hook postrouting priority srcnat; policy accept;\n",
+    );
     for r in &nat {
         s.push_str(&format!("\t\t{r}\n"));
     }
@@ -343,5 +354,8 @@ fn outermost(mut c: Vec<Cidr>) -> Vec<Cidr> {
 }
 
 fn join(c: &[Cidr]) -> String {
-    c.iter().map(|c| c.to_string()).collect::<Vec<_>>().join(", ")
+    c.iter()
+        .map(|c| c.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
 }

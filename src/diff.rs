@@ -7,8 +7,8 @@
 
 use crate::cidr::Cidr;
 use crate::desired::{
-    Address, Desired, Link, Route, RouteKind, Rule, Sysctl, WgPeer, LINK_ALIAS_PREFIX,
-    MAIN_TABLE, NFT_TABLE, PROTO,
+    Address, Desired, Link, Route, RouteKind, Rule, Sysctl, WgPeer, LINK_ALIAS_PREFIX, MAIN_TABLE,
+    NFT_TABLE, PROTO,
 };
 use std::collections::BTreeMap;
 use std::fmt;
@@ -106,7 +106,8 @@ impl Change {
     /// Changes that make up the kill switch: if one fails, nothing that
     /// opens a path may follow.
     pub fn is_kill_switch(&self) -> bool {
-        matches!(self, Change::NftReplace(_)) || matches!(self, Change::RouteAdd(r) if r.is_kill_switch())
+        matches!(self, Change::NftReplace(_))
+            || matches!(self, Change::RouteAdd(r) if r.is_kill_switch())
     }
 }
 
@@ -118,7 +119,8 @@ pub fn diff(d: &Desired, o: &Observed, userspace: Option<bool>) -> Vec<Change> {
     if !o.nft_current {
         out.push(Change::NftReplace(d.nft.clone()));
     }
-    let (kill, normal): (Vec<&Route>, Vec<&Route>) = d.routes.iter().partition(|r| r.is_kill_switch());
+    let (kill, normal): (Vec<&Route>, Vec<&Route>) =
+        d.routes.iter().partition(|r| r.is_kill_switch());
     for r in kill {
         if !o.routes.contains(r) {
             out.push(Change::RouteAdd(r.clone()));
@@ -151,7 +153,11 @@ pub fn diff(d: &Desired, o: &Observed, userspace: Option<bool>) -> Vec<Change> {
         out.extend(link_update(l, o.links.get(&l.name)));
     }
     for a in &d.addresses {
-        if !o.addresses.iter().any(|x| x.dev == a.dev && x.cidr == a.cidr) {
+        if !o
+            .addresses
+            .iter()
+            .any(|x| x.dev == a.dev && x.cidr == a.cidr)
+        {
             out.push(Change::AddrAdd(a.clone()));
         }
     }
@@ -177,7 +183,11 @@ pub fn diff(d: &Desired, o: &Observed, userspace: Option<bool>) -> Vec<Change> {
         }
     }
     for a in o.addresses.iter().filter(|a| a.ours) {
-        if !d.addresses.iter().any(|x| x.dev == a.dev && x.cidr == a.cidr) {
+        if !d
+            .addresses
+            .iter()
+            .any(|x| x.dev == a.dev && x.cidr == a.cidr)
+        {
             out.push(Change::AddrDel(Address {
                 dev: a.dev.clone(),
                 cidr: a.cidr,
@@ -185,7 +195,10 @@ pub fn diff(d: &Desired, o: &Observed, userspace: Option<bool>) -> Vec<Change> {
         }
     }
     for (name, l) in &o.links {
-        let ours = l.alias.as_deref().is_some_and(|a| a.starts_with(LINK_ALIAS_PREFIX));
+        let ours = l
+            .alias
+            .as_deref()
+            .is_some_and(|a| a.starts_with(LINK_ALIAS_PREFIX));
         if ours && !d.wireguard.iter().any(|w| &w.name == name) {
             out.push(Change::LinkDel(name.clone()));
         }
@@ -203,10 +216,17 @@ pub fn diff(d: &Desired, o: &Observed, userspace: Option<bool>) -> Vec<Change> {
 /// nft table last. `restore` gives sysctls their values from before Portal.
 pub fn teardown(o: &Observed, restore: &[Sysctl]) -> Vec<Change> {
     let empty = Desired::default();
-    let mut out: Vec<Change> = diff(&empty, &Observed { nft_current: true, ..o.clone() }, None)
-        .into_iter()
-        .filter(|c| !matches!(c, Change::Sysctl(_)))
-        .collect();
+    let mut out: Vec<Change> = diff(
+        &empty,
+        &Observed {
+            nft_current: true,
+            ..o.clone()
+        },
+        None,
+    )
+    .into_iter()
+    .filter(|c| !matches!(c, Change::Sysctl(_)))
+    .collect();
     if o.nft_present {
         out.push(Change::NftDelete);
     }
@@ -224,10 +244,12 @@ fn wg_update(w: &crate::desired::WgDevice, o: &ObservedWg) -> Option<Change> {
     let peers: Vec<WgPeer> = w
         .peers
         .iter()
-        .filter(|p| match o.peers.iter().find(|op| op.public_key == p.public_key) {
-            None => true,
-            Some(op) => !peer_matches(p, op),
-        })
+        .filter(
+            |p| match o.peers.iter().find(|op| op.public_key == p.public_key) {
+                None => true,
+                Some(op) => !peer_matches(p, op),
+            },
+        )
         .cloned()
         .collect();
     let remove_peers: Vec<String> = o

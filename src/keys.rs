@@ -43,10 +43,11 @@ pub fn load_private_key(path: &Path) -> Result<PrivateKey, String> {
             "key file {shown} is accessible by group/others (mode {mode:04o}); run: chmod 600 {shown}"
         ));
     }
-    let text = fs::read_to_string(path).map_err(|e| format!("cannot read key file {shown}: {e}"))?;
-    Key::from_base64(text.trim())
-        .map(PrivateKey)
-        .map_err(|_| format!("key file {shown} does not hold a WireGuard private key (base64 of 32 bytes)"))
+    let text =
+        fs::read_to_string(path).map_err(|e| format!("cannot read key file {shown}: {e}"))?;
+    Key::from_base64(text.trim()).map(PrivateKey).map_err(|_| {
+        format!("key file {shown} does not hold a WireGuard private key (base64 of 32 bytes)")
+    })
 }
 
 /// Writes a new private key (mode 0600, created exclusively: an existing key

@@ -12,9 +12,11 @@ use std::path::Path;
 /// Reads, parses and validates; key files are checked too (mode, content).
 /// Every problem is returned, each naming its field or file.
 pub fn load(path: &Path) -> Result<(Model, Inputs), Vec<String>> {
-    let text = std::fs::read_to_string(path).map_err(|e| vec![format!("cannot read {}: {e}", path.display())])?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| vec![format!("cannot read {}: {e}", path.display())])?;
     let cfg = config::parse(&text).map_err(|e| vec![e])?;
-    let m = model::validate(&cfg).map_err(|errs| errs.iter().map(|e| e.to_string()).collect::<Vec<_>>())?;
+    let m = model::validate(&cfg)
+        .map_err(|errs| errs.iter().map(|e| e.to_string()).collect::<Vec<_>>())?;
     let mut inputs = Inputs::default();
     let mut errors = Vec::new();
     for p in &m.portals {
@@ -55,7 +57,10 @@ pub fn resolve_endpoints(m: &Model, inputs: &mut Inputs) {
                         all.iter().find(|a| a.is_ipv4()).or(all.first()).copied()
                     }
                     Err(err) => {
-                        log::warn(&format!("portals.{}.peers[{i}].endpoint: cannot resolve {e}: {err}", p.name));
+                        log::warn(&format!(
+                            "portals.{}.peers[{i}].endpoint: cannot resolve {e}: {err}",
+                            p.name
+                        ));
                         None
                     }
                 },

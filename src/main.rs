@@ -60,7 +60,9 @@ fn parse_args() -> Result<Args, String> {
             "--run-dir" => args.run_dir = value("--run-dir")?.into(),
             "--interval" => {
                 let v = value("--interval")?;
-                let secs: u64 = v.parse().map_err(|_| format!("--interval: `{v}` is not a number of seconds"))?;
+                let secs: u64 = v
+                    .parse()
+                    .map_err(|_| format!("--interval: `{v}` is not a number of seconds"))?;
                 args.interval = Duration::from_secs(secs.max(1));
             }
             "-h" | "--help" => return Err(String::new()),
@@ -99,7 +101,10 @@ fn main() -> ExitCode {
         "keygen" => match keys::generate(&target) {
             Ok(public) => {
                 println!("{public}");
-                eprintln!("portal: private key written to {} (mode 0600)", target.display());
+                eprintln!(
+                    "portal: private key written to {} (mode 0600)",
+                    target.display()
+                );
                 ExitCode::SUCCESS
             }
             Err(e) => fail(&e),
@@ -179,7 +184,10 @@ pub fn plan_text(m: &model::Model, inputs: &desired::Inputs, userspace: Option<b
 }
 
 fn runtime(args: &Args, path: &Path) -> ExitCode {
-    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => return fail(&format!("cannot start runtime: {e}")),
     };
@@ -189,15 +197,24 @@ fn runtime(args: &Args, path: &Path) -> ExitCode {
             // as Portal's (marked objects), so it also cleans up after a config
             // that has since changed.
             let backend = config::Backend::Auto;
-            let mut k = match kernel::Kernel::new(backend, args.run_dir.clone(), args.state_dir.clone()) {
-                Ok(k) => k,
-                Err(e) => return fail(&e),
-            };
+            let mut k =
+                match kernel::Kernel::new(backend, args.run_dir.clone(), args.state_dir.clone()) {
+                    Ok(k) => k,
+                    Err(e) => return fail(&e),
+                };
             return match agent::down(&mut k).await {
                 Ok(r) => {
                     agent::log_report(&r);
-                    log::info(&format!("down: {} change(s), {} error(s)", r.applied.len(), r.errors.len()));
-                    if r.errors.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+                    log::info(&format!(
+                        "down: {} change(s), {} error(s)",
+                        r.applied.len(),
+                        r.errors.len()
+                    ));
+                    if r.errors.is_empty() {
+                        ExitCode::SUCCESS
+                    } else {
+                        ExitCode::FAILURE
+                    }
                 }
                 Err(e) => fail(&e),
             };
@@ -217,15 +234,24 @@ fn runtime(args: &Args, path: &Path) -> ExitCode {
                 Err(e) => fail(&e),
             };
         }
-        let mut k = match kernel::Kernel::new(m.backend, args.run_dir.clone(), args.state_dir.clone()) {
-            Ok(k) => k,
-            Err(e) => return fail(&e),
-        };
+        let mut k =
+            match kernel::Kernel::new(m.backend, args.run_dir.clone(), args.state_dir.clone()) {
+                Ok(k) => k,
+                Err(e) => return fail(&e),
+            };
         match agent::pass(&mut k, &m, &inputs).await {
             Ok(r) => {
                 agent::log_report(&r);
-                log::info(&format!("apply: {} change(s), {} error(s)", r.applied.len(), r.errors.len()));
-                if r.errors.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+                log::info(&format!(
+                    "apply: {} change(s), {} error(s)",
+                    r.applied.len(),
+                    r.errors.len()
+                ));
+                if r.errors.is_empty() {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::FAILURE
+                }
             }
             Err(e) => fail(&e),
         }

@@ -11,7 +11,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 
 /// The routing table of the first portal when none is configured; later
-/// portals take the next numbers (in name order). 51820 follows wg-quick.
+/// portals take the next free numbers (in name order). 51820 follows wg-quick.
 pub const FIRST_TABLE: u32 = 51820;
 pub const DEFAULT_MTU: u32 = 1280;
 /// The route choice that means "no portal, NAT out the WAN".
@@ -193,7 +193,10 @@ fn validate_wan(w: &config::Wan, e: &mut Errors) -> Option<Wan> {
             if !address.contains(&IpAddr::V4(gateway)) {
                 e.add(
                     "wan.static.gateway",
-                    format!("{gateway} is not inside the WAN network {}", address.network()),
+                    format!(
+                        "{gateway} is not inside the WAN network {}",
+                        address.network()
+                    ),
                 );
             } else if IpAddr::V4(gateway) == address.addr {
                 e.add("wan.static.gateway", "is the WAN address itself");
@@ -228,13 +231,20 @@ fn validate_wan(w: &config::Wan, e: &mut Errors) -> Option<Wan> {
 
 fn validate_portals(cfg: &Config, e: &mut Errors) -> Vec<Portal> {
     let mut portals = Vec::new();
-    for (i, (name, p)) in cfg.portals.iter().enumerate() {
+    // Portals without a `table` take the free numbers from FIRST_TABLE up,
+    // skipping the ones other portals set explicitly.
+    let explicit: Vec<u32> = cfg.portals.values().filter_map(|p| p.table).collect();
+    let mut auto = (FIRST_TABLE..).filter(|t| !explicit.contains(t));
+    for (name, p) in &cfg.portals {
         let at = format!("portals.{name}");
         if let Err(r) = check_name(name) {
             e.add(&at, r);
         }
         if name == DIRECT {
-            e.add(&at, "`direct` is reserved (it means \"no portal\" in a LAN's `via`)");
+            e.add(
+                &at,
+                "`direct` is reserved (it means \"no portal\" in a LAN's `via`)",
+            );
         }
         let mtu = p.mtu.unwrap_or(DEFAULT_MTU);
         if !(1280..=9000).contains(&mtu) {
@@ -249,15 +259,22 @@ fn validate_portals(cfg: &Config, e: &mut Errors) -> Vec<Portal> {
                 "0 is not a port (leave it out for a random one)",
             );
         }
-        let table = p.table.unwrap_or(FIRST_TABLE + i as u32);
+        let table = p
+            .table
+            .unwrap_or_else(|| auto.next().unwrap_or(FIRST_TABLE));
         if matches!(table, 0 | 253..=255) {
             e.add(
                 format!("{at}.table"),
-                format!("table {table} is reserved by the kernel (0, 253 default, 254 main, 255 local)"),
+                format!(
+                    "table {table} is reserved by the kernel (0, 253 default, 254 main, 255 local)"
+                ),
             );
         }
         if p.address.is_empty() {
-            e.add(format!("{at}.address"), "a portal needs at least one tunnel address");
+            e.add(
+                format!("{at}.address"),
+                "a portal needs at least one tunnel address",
+            );
         }
         let addresses: Vec<Cidr> = p
             .address
@@ -269,13 +286,14 @@ fn validate_portals(cfg: &Config, e: &mut Errors) -> Vec<Portal> {
             .remote_subnets
             .iter()
             .enumerate()
-            .filter_map(|(j, a)| {
-                e.parse(&format!("{at}.remote_subnets[{j}]"), parse_network(a))
-            })
+            .filter_map(|(j, a)| e.parse(&format!("{at}.remote_subnets[{j}]"), parse_network(a)))
             .collect();
         let peers = validate_peers(&at, &p.peers, e);
         for (j, subnet) in remote_subnets.iter().enumerate() {
-            if !peers.iter().any(|pe| pe.allowed_ips.iter().any(|a| a.covers(subnet))) {
+            if !peers
+                .iter()
+                .any(|pe| pe.allowed_ips.iter().any(|a| a.covers(subnet)))
+            {
                 e.add(
                     format!("{at}.remote_subnets[{j}]"),
                     format!("{subnet} is not inside any peer's allowed_ips: WireGuard would drop its traffic"),
@@ -307,7 +325,11 @@ fn validate_portals(cfg: &Config, e: &mut Errors) -> Vec<Portal> {
             if a.listen_port.is_some() && a.listen_port == b.listen_port {
                 e.add(
                     format!("portals.{}.listen_port", a.name),
-                    format!("port {} is also used by portal `{}`", a.listen_port.unwrap_or(0), b.name),
+                    format!(
+                        "port {} is also used by portal `{}`",
+                        a.listen_port.unwrap_or(0),
+                        b.name
+                    ),
                 );
             }
         }
@@ -335,7 +357,9 @@ fn validate_peers(at: &str, peers: &[config::Peer], e: &mut Errors) -> Vec<Peer>
         let mut allowed_ips: Vec<Cidr> = Vec::new();
         for (k, a) in p.allowed_ips.iter().enumerate() {
             let path = format!("{pat}.allowed_ips[{k}]");
-            let Some(c) = e.parse(&path, parse_network(a)) else { continue };
+            let Some(c) = e.parse(&path, parse_network(a)) else {
+                continue;
+            };
             // WireGuard gives an allowed IP to the last peer that claims it,
             // silently: the first peer would lose its traffic. Only the same
             // prefix clashes: nested ones are fine (longest prefix wins, so an
@@ -383,13 +407,21 @@ fn validate_lans(cfg: &Config, portals: &[Portal], e: &mut Errors) -> Vec<Lan> {
                         format!(
                             "no portal named `{}` (portals: {}; or `direct`)",
                             l.via,
-                            if known.is_empty() { "none".to_string() } else { known.join(", ") }
+                            if known.is_empty() {
+                                "none".to_string()
+                            } else {
+                                known.join(", ")
+                            }
                         ),
                     );
                 }
                 Some(p) => {
                     let default_v4 = Cidr::default_for(false);
-                    if !p.peers.iter().any(|pe| pe.allowed_ips.contains(&default_v4)) {
+                    if !p
+                        .peers
+                        .iter()
+                        .any(|pe| pe.allowed_ips.contains(&default_v4))
+                    {
                         e.add(
                             format!("{at}.via"),
                             format!(
@@ -419,13 +451,24 @@ fn validate_lans(cfg: &Config, portals: &[Portal], e: &mut Errors) -> Vec<Lan> {
 fn check_interfaces(cfg: &Config, e: &mut Errors) {
     let mut seen: Vec<(String, String)> = Vec::new();
     let mut names = vec![("wan.interface".to_string(), &cfg.wan.interface)];
-    names.extend(cfg.lans.iter().map(|(n, l)| (format!("lans.{n}.interface"), &l.interface)));
-    names.extend(cfg.portals.iter().map(|(n, p)| (format!("portals.{n}.interface"), &p.interface)));
+    names.extend(
+        cfg.lans
+            .iter()
+            .map(|(n, l)| (format!("lans.{n}.interface"), &l.interface)),
+    );
+    names.extend(
+        cfg.portals
+            .iter()
+            .map(|(n, p)| (format!("portals.{n}.interface"), &p.interface)),
+    );
     for (path, name) in names {
         if let Err(r) = check_ifname(name) {
             e.add(&path, r);
         } else if let Some((other, _)) = seen.iter().find(|(_, n)| n == name) {
-            e.add(&path, format!("interface `{name}` is already used by {other}"));
+            e.add(
+                &path,
+                format!("interface `{name}` is already used by {other}"),
+            );
         }
         seen.push((path, name.clone()));
     }
@@ -475,7 +518,10 @@ fn check_allowed_ips_across_portals(portals: &[Portal], e: &mut Errors) {
                 }
                 let path = format!("portals.{}.peers[{j}].allowed_ips[{k}]", p.name);
                 if let Some((other, o)) = claimed.iter().find(|(_, o)| o.overlaps(a)) {
-                    e.add(&path, format!("{a} overlaps {o} of {other} (another portal)"));
+                    e.add(
+                        &path,
+                        format!("{a} overlaps {o} of {other} (another portal)"),
+                    );
                 }
                 mine.push((path, *a));
             }
@@ -504,7 +550,10 @@ fn parse_host_cidr(s: &str, v4_only: bool) -> Result<Cidr, String> {
 fn parse_network(s: &str) -> Result<Cidr, String> {
     let c: Cidr = s.parse()?;
     if !c.is_network() {
-        return Err(format!("`{s}` has host bits set; did you mean {}?", c.network()));
+        return Err(format!(
+            "`{s}` has host bits set; did you mean {}?",
+            c.network()
+        ));
     }
     Ok(c)
 }
@@ -554,7 +603,9 @@ fn check_hostname(h: &str) -> Result<(), String> {
 fn check_name(n: &str) -> Result<(), String> {
     if n.is_empty()
         || n.len() > 32
-        || !n.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        || !n
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
     {
         return Err(format!("name `{n}` must be 1-32 of a-z, A-Z, 0-9, - and _"));
     }
@@ -567,10 +618,15 @@ pub fn check_ifname(n: &str) -> Result<(), String> {
         return Err("interface name is empty".into());
     }
     if n.len() > 15 {
-        return Err(format!("interface name `{n}` is {} bytes; Linux allows 15", n.len()));
+        return Err(format!(
+            "interface name `{n}` is {} bytes; Linux allows 15",
+            n.len()
+        ));
     }
     if n == "." || n == ".." || n.chars().any(|c| c == '/' || c == ':' || c.is_whitespace()) {
-        return Err(format!("`{n}` is not a valid interface name (no /, :, spaces)"));
+        return Err(format!(
+            "`{n}` is not a valid interface name (no /, :, spaces)"
+        ));
     }
     Ok(())
 }

@@ -22,7 +22,8 @@ pub fn write_json_atomic<T: Serialize>(path: &Path, value: &T) -> Result<(), Str
     let shown = path.display();
     let tmp = path.with_extension("tmp");
     let text = serde_json::to_vec_pretty(value).map_err(|e| format!("{shown}: {e}"))?;
-    let mut f = fs::File::create(&tmp).map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
+    let mut f =
+        fs::File::create(&tmp).map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
     f.write_all(&text)
         .and_then(|_| f.sync_all())
         .map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
@@ -72,7 +73,9 @@ pub fn remember_sysctl(dir: &Path, key: &str, prior: &str) -> Result<(), String>
 
 pub fn sysctl_priors(dir: &Path) -> Vec<Sysctl> {
     let map: BTreeMap<String, String> = read_json(&dir.join(SYSCTL_FILE)).unwrap_or_default();
-    map.into_iter().map(|(key, value)| Sysctl { key, value }).collect()
+    map.into_iter()
+        .map(|(key, value)| Sysctl { key, value })
+        .collect()
 }
 
 pub fn clear_sysctls(dir: &Path) {
@@ -92,7 +95,10 @@ mod tests {
         remember_sysctl(&dir, "net.ipv4.ip_forward", "1").unwrap();
         assert_eq!(
             sysctl_priors(&dir),
-            vec![Sysctl { key: "net.ipv4.ip_forward".into(), value: "0".into() }]
+            vec![Sysctl {
+                key: "net.ipv4.ip_forward".into(),
+                value: "0".into()
+            }]
         );
         save_nft(&dir, "r", "l").unwrap();
         assert_eq!(load_nft(&dir).unwrap().listing, "l");

@@ -36,7 +36,8 @@ pub struct Report {
 impl Kernel {
     pub fn new(backend: Backend, run_dir: PathBuf, state_dir: PathBuf) -> Result<Kernel, String> {
         for d in [&run_dir, &state_dir] {
-            std::fs::create_dir_all(d).map_err(|e| format!("cannot create {}: {e}", d.display()))?;
+            std::fs::create_dir_all(d)
+                .map_err(|e| format!("cannot create {}: {e}", d.display()))?;
         }
         let userspace = match backend {
             Backend::Auto => None,
@@ -62,7 +63,10 @@ impl Kernel {
         self.reap_children();
         let mut o = self.net.observe(d).await?;
         for (name, link) in &o.links {
-            let ours = link.alias.as_deref().is_some_and(|a| a.starts_with(LINK_ALIAS_PREFIX));
+            let ours = link
+                .alias
+                .as_deref()
+                .is_some_and(|a| a.starts_with(LINK_ALIAS_PREFIX));
             let wanted = d.wireguard.iter().any(|w| &w.name == name);
             let userspace = match link.kind {
                 LinkKind::Wireguard => false,
@@ -109,9 +113,10 @@ impl Kernel {
                     let first = shown.lines().next().unwrap_or_default().to_string();
                     report.errors.push(format!("step `{first}` failed: {e}"));
                     if c.is_kill_switch() {
-                        report
-                            .errors
-                            .push("stopped: the kill switch is not in place, so nothing else was applied".into());
+                        report.errors.push(
+                            "stopped: the kill switch is not in place, so nothing else was applied"
+                                .into(),
+                        );
                         break;
                     }
                 }
@@ -141,7 +146,14 @@ impl Kernel {
                 remove_peers,
             } => {
                 let userspace = self.net.link_kind(name).await? == LinkKind::Tun;
-                wireguard::set(name, userspace, private_key_file.as_deref(), *listen_port, peers, remove_peers)
+                wireguard::set(
+                    name,
+                    userspace,
+                    private_key_file.as_deref(),
+                    *listen_port,
+                    peers,
+                    remove_peers,
+                )
             }
             Change::LinkDel(name) => {
                 let pid = wireguard::userspace_pid(name);
@@ -152,7 +164,10 @@ impl Kernel {
                 } else if let Some(pid) = pid {
                     // Started by an earlier agent: identified by its socket's
                     // peer credentials, so this is exactly that process.
-                    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGTERM);
+                    let _ = nix::sys::signal::kill(
+                        nix::unistd::Pid::from_raw(pid),
+                        nix::sys::signal::Signal::SIGTERM,
+                    );
                 }
                 Ok(())
             }
@@ -176,7 +191,9 @@ impl Kernel {
                 Err(e) if self.backend == Backend::Kernel => return Err(e),
                 Err(e) => {
                     if self.userspace.is_none() {
-                        log::info(&format!("kernel WireGuard unavailable ({e}); using wireguard-go"));
+                        log::info(&format!(
+                            "kernel WireGuard unavailable ({e}); using wireguard-go"
+                        ));
                     }
                     self.userspace = Some(true);
                 }

@@ -61,7 +61,9 @@ impl Netlink {
             .await
             .map_err(|e| err("listing addresses", e))?;
         for a in addrs {
-            let Some((cidr, ours)) = address_from(&a) else { continue };
+            let Some((cidr, ours)) = address_from(&a) else {
+                continue;
+            };
             let dev = dev(a.header.index);
             let managed = d.links.iter().any(|l| l.name == dev);
             if ours || managed {
@@ -140,7 +142,12 @@ impl Netlink {
     pub async fn apply(&self, c: &Change) -> Result<(), String> {
         let h = &self.handle;
         match c {
-            Change::LinkSet { name, mtu, alias, up } => {
+            Change::LinkSet {
+                name,
+                mtu,
+                alias,
+                up,
+            } => {
                 let mut b = LinkUnspec::new_with_index(self.index(name).await?);
                 if let Some(m) = mtu {
                     b = b.mtu(*m);
@@ -151,10 +158,16 @@ impl Netlink {
                 if *up {
                     b = b.up();
                 }
-                h.link().set(b.build()).execute().await.map_err(|e| err("link", e))
+                h.link()
+                    .set(b.build())
+                    .execute()
+                    .await
+                    .map_err(|e| err("link", e))
             }
             Change::AddrAdd(a) => {
-                let mut req = h.address().add(self.index(&a.dev).await?, a.cidr.addr, a.cidr.len);
+                let mut req = h
+                    .address()
+                    .add(self.index(&a.dev).await?, a.cidr.addr, a.cidr.len);
                 req.message_mut()
                     .attributes
                     .push(AddressAttribute::Protocol(AddressProtocol::Other(PROTO)));
@@ -162,22 +175,39 @@ impl Netlink {
             }
             Change::AddrDel(a) => {
                 let msg = self.address_message(a).await?;
-                h.address().del(msg).execute().await.map_err(|e| err("address", e))
+                h.address()
+                    .del(msg)
+                    .execute()
+                    .await
+                    .map_err(|e| err("address", e))
             }
             Change::RouteAdd(r) => {
                 let msg = self.route_message(r).await?;
-                h.route().add(msg).execute().await.map_err(|e| err("route", e))
+                h.route()
+                    .add(msg)
+                    .execute()
+                    .await
+                    .map_err(|e| err("route", e))
             }
             Change::RouteDel(r) => {
                 let msg = self.route_message(r).await?;
-                h.route().del(msg).execute().await.map_err(|e| err("route", e))
+                h.route()
+                    .del(msg)
+                    .execute()
+                    .await
+                    .map_err(|e| err("route", e))
             }
             Change::RuleAdd(r) => {
                 let mut req = h.rule().add();
                 *req.message_mut() = rule_message(r);
                 req.execute().await.map_err(|e| err("rule", e))
             }
-            Change::RuleDel(r) => h.rule().del(rule_message(r)).execute().await.map_err(|e| err("rule", e)),
+            Change::RuleDel(r) => h
+                .rule()
+                .del(rule_message(r))
+                .execute()
+                .await
+                .map_err(|e| err("rule", e)),
             other => Err(format!("not a netlink change: {other}")),
         }
     }
@@ -206,9 +236,15 @@ impl Netlink {
         }
         b = match &r.kind {
             RouteKind::Unreachable => b.kind(RouteType::Unreachable),
-            RouteKind::Dev(d) => b.output_interface(self.index(d).await?).scope(RouteScope::Link),
-            RouteKind::Via(IpAddr::V4(gw), d) => b.output_interface(self.index(d).await?).gateway(*gw),
-            RouteKind::Via(IpAddr::V6(_), _) => return Err("IPv6 gateways are not supported yet".into()),
+            RouteKind::Dev(d) => b
+                .output_interface(self.index(d).await?)
+                .scope(RouteScope::Link),
+            RouteKind::Via(IpAddr::V4(gw), d) => {
+                b.output_interface(self.index(d).await?).gateway(*gw)
+            }
+            RouteKind::Via(IpAddr::V6(_), _) => {
+                return Err("IPv6 gateways are not supported yet".into())
+            }
         };
         Ok(b.build())
     }
@@ -329,7 +365,8 @@ fn rule_message(r: &Rule) -> RuleMessage {
     }
     m.attributes.push(RuleAttribute::Table(r.table));
     m.attributes.push(RuleAttribute::Priority(r.priority));
-    m.attributes.push(RuleAttribute::Protocol(RouteProtocol::Other(PROTO)));
+    m.attributes
+        .push(RuleAttribute::Protocol(RouteProtocol::Other(PROTO)));
     if let Some(c) = r.from {
         m.header.src_len = c.len;
         m.attributes.push(RuleAttribute::Source(c.addr));

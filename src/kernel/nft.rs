@@ -30,7 +30,11 @@ fn normalize(listing: &str) -> String {
         let mut words = line.split(' ').peekable();
         let mut first = true;
         while let Some(w) = words.next() {
-            if (w == "packets" || w == "bytes") && words.peek().is_some_and(|n| n.chars().all(|c| c.is_ascii_digit())) {
+            if (w == "packets" || w == "bytes")
+                && words
+                    .peek()
+                    .is_some_and(|n| n.chars().all(|c| c.is_ascii_digit()))
+            {
                 words.next();
                 continue;
             }
@@ -47,11 +51,15 @@ fn normalize(listing: &str) -> String {
 
 /// Replaces Portal's table with `ruleset` atomically.
 pub fn replace(ruleset: &str) -> Result<(), String> {
-    run_script(&format!("table inet {NFT_TABLE}\ndelete table inet {NFT_TABLE}\n{ruleset}"))
+    run_script(&format!(
+        "table inet {NFT_TABLE}\ndelete table inet {NFT_TABLE}\n{ruleset}"
+    ))
 }
 
 pub fn delete() -> Result<(), String> {
-    run_script(&format!("table inet {NFT_TABLE}\ndelete table inet {NFT_TABLE}\n"))
+    run_script(&format!(
+        "table inet {NFT_TABLE}\ndelete table inet {NFT_TABLE}\n"
+    ))
 }
 
 fn run_script(script: &str) -> Result<(), String> {
@@ -71,7 +79,10 @@ fn run_script(script: &str) -> Result<(), String> {
     if out.status.success() {
         Ok(())
     } else {
-        Err(format!("nft refused the ruleset: {}", String::from_utf8_lossy(&out.stderr).trim()))
+        Err(format!(
+            "nft refused the ruleset: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
     }
 }
 
@@ -82,6 +93,9 @@ mod tests {
         let a = "\t\tiifname \"lan0\" counter packets 3 bytes 180 reject\n";
         let b = "\t\tiifname \"lan0\" counter packets 0 bytes 0 reject\n";
         assert_eq!(super::normalize(a), super::normalize(b));
-        assert_ne!(super::normalize(a), super::normalize("\t\tiifname \"lan1\" counter reject\n"));
+        assert_ne!(
+            super::normalize(a),
+            super::normalize("\t\tiifname \"lan1\" counter reject\n")
+        );
     }
 }

@@ -8,7 +8,9 @@ fn path(key: &str) -> PathBuf {
 }
 
 pub fn read(key: &str) -> Option<String> {
-    fs::read_to_string(path(key)).ok().map(|s| s.trim().to_string())
+    fs::read_to_string(path(key))
+        .ok()
+        .map(|s| s.trim().to_string())
 }
 
 pub fn write(key: &str, value: &str) -> Result<(), String> {

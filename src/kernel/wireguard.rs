@@ -23,7 +23,11 @@ fn ifname(name: &str) -> Result<InterfaceName, String> {
 }
 
 pub fn observe(name: &str, userspace: bool) -> Result<ObservedWg, String> {
-    let backend = if userspace { Backend::Userspace } else { Backend::Kernel };
+    let backend = if userspace {
+        Backend::Userspace
+    } else {
+        Backend::Kernel
+    };
     if userspace {
         check_socket_owner(name)?;
     }
@@ -61,7 +65,8 @@ pub fn start_userspace(name: &str, run_dir: &Path) -> Result<Child, String> {
     }
     check_socket_owner(name)?;
     let log_path = run_dir.join(format!("wireguard-go-{name}.log"));
-    let log = fs::File::create(&log_path).map_err(|e| format!("cannot create {}: {e}", log_path.display()))?;
+    let log = fs::File::create(&log_path)
+        .map_err(|e| format!("cannot create {}: {e}", log_path.display()))?;
     let err = log.try_clone().map_err(|e| e.to_string())?;
     let mut child = Command::new("wireguard-go")
         .args(["-f", name])
@@ -78,13 +83,18 @@ pub fn start_userspace(name: &str, run_dir: &Path) -> Result<Child, String> {
         }
         if let Ok(Some(status)) = child.try_wait() {
             let log = fs::read_to_string(&log_path).unwrap_or_default();
-            return Err(format!("wireguard-go {name} exited ({status}): {}", log.trim()));
+            return Err(format!(
+                "wireguard-go {name} exited ({status}): {}",
+                log.trim()
+            ));
         }
         std::thread::sleep(Duration::from_millis(10));
     }
     let _ = child.kill();
     let _ = child.wait();
-    Err(format!("wireguard-go {name} did not open its control socket within 5 s"))
+    Err(format!(
+        "wireguard-go {name} did not open its control socket within 5 s"
+    ))
 }
 
 /// wireguard-go's sockets are global to the host: a socket of the same name
@@ -113,7 +123,8 @@ pub fn socket_path(name: &str) -> PathBuf {
 /// credentials: exact, even for a wireguard-go another agent started.
 pub fn userspace_pid(name: &str) -> Option<i32> {
     let stream = UnixStream::connect(socket_path(name)).ok()?;
-    let cred = nix::sys::socket::getsockopt(&stream, nix::sys::socket::sockopt::PeerCredentials).ok()?;
+    let cred =
+        nix::sys::socket::getsockopt(&stream, nix::sys::socket::sockopt::PeerCredentials).ok()?;
     Some(cred.pid())
 }
 
@@ -136,7 +147,8 @@ pub fn set(
         update = update.set_listen_port(port);
     }
     for p in peers {
-        let key = Key::from_base64(&p.public_key).map_err(|_| format!("bad peer key {}", p.public_key))?;
+        let key = Key::from_base64(&p.public_key)
+            .map_err(|_| format!("bad peer key {}", p.public_key))?;
         let mut b = PeerConfigBuilder::new(&key)
             .replace_allowed_ips()
             .set_persistent_keepalive_interval(p.persistent_keepalive.unwrap_or(0));
@@ -152,7 +164,11 @@ pub fn set(
         let key = Key::from_base64(k).map_err(|_| format!("bad peer key {k}"))?;
         update = update.remove_peer_by_key(&key);
     }
-    let backend = if userspace { Backend::Userspace } else { Backend::Kernel };
+    let backend = if userspace {
+        Backend::Userspace
+    } else {
+        Backend::Kernel
+    };
     update
         .apply(&ifname(name)?, backend)
         .map_err(|e| format!("cannot configure WireGuard device {name}: {e}"))

@@ -62,15 +62,26 @@ fn set(mut v: Value, path: &str, x: Value) -> Value {
 /// `v` without the object member at `path`.
 fn cut(mut v: Value, path: &str) -> Value {
     let (parent, k) = path.rsplit_once('.').unwrap_or(("", path));
-    let obj = if parent.is_empty() { &mut v } else { node(&mut v, parent) };
-    assert!(obj.as_object_mut().unwrap().remove(k).is_some(), "no {path} to cut");
+    let obj = if parent.is_empty() {
+        &mut v
+    } else {
+        node(&mut v, parent)
+    };
+    assert!(
+        obj.as_object_mut().unwrap().remove(k).is_some(),
+        "no {path} to cut"
+    );
     v
 }
 
 /// The base config plus a second portal `tokyo` (and a LAN using it).
 fn with_tokyo(tokyo: Value) -> Value {
     let v = set(base(), "portals.tokyo", tokyo);
-    set(v, "lans.office", json!({ "interface": "eth3", "address": "192.168.30.1/24", "via": "tokyo" }))
+    set(
+        v,
+        "lans.office",
+        json!({ "interface": "eth3", "address": "192.168.30.1/24", "via": "tokyo" }),
+    )
 }
 
 fn tokyo() -> Value {
@@ -99,7 +110,8 @@ fn errors(v: Value) -> Vec<ConfigError> {
 fn expect_err(v: Value, path: &str, reason: &str) {
     let errs = errors(v);
     assert!(
-        errs.iter().any(|e| e.path == path && e.reason.contains(reason)),
+        errs.iter()
+            .any(|e| e.path == path && e.reason.contains(reason)),
         "expected `{path}: ...{reason}...`, got: {errs:#?}"
     );
 }
@@ -115,8 +127,14 @@ fn baseline_is_valid() {
     assert_eq!(home.route, LanRoute::Portal("paris".into()));
     assert!(home.kill_switch, "kill_switch defaults to on");
     let p = m.portal("paris").unwrap();
-    assert_eq!((p.table, p.mtu, p.masquerade, p.exit), (FIRST_TABLE, DEFAULT_MTU, true, false));
-    assert_eq!(p.peers[0].endpoint.as_ref().unwrap().to_string(), "198.51.100.7:51820");
+    assert_eq!(
+        (p.table, p.mtu, p.masquerade, p.exit),
+        (FIRST_TABLE, DEFAULT_MTU, true, false)
+    );
+    assert_eq!(
+        p.peers[0].endpoint.as_ref().unwrap().to_string(),
+        "198.51.100.7:51820"
+    );
     assert_eq!(m.lans_via("paris").count(), 1);
 }
 
@@ -143,7 +161,11 @@ fn wan_dhcp_is_not_available_yet() {
 #[test]
 fn wan_address_must_be_a_host_address_with_prefix() {
     let bad = |a: &str, reason: &str| {
-        expect_err(set(base(), "wan.static.address", json!(a)), "wan.static.address", reason)
+        expect_err(
+            set(base(), "wan.static.address", json!(a)),
+            "wan.static.address",
+            reason,
+        )
     };
     bad("203.0.113.0/24", "network or broadcast address");
     bad("203.0.113.255/24", "network or broadcast address");
@@ -152,26 +174,46 @@ fn wan_address_must_be_a_host_address_with_prefix() {
     bad("203.0.113.2/33", "too long");
     bad("2001:db8::2/64", "must be an IPv4");
     // /31 and /32 have no network or broadcast address to refuse.
-    valid(set(set(base(), "wan.static.address", json!("203.0.113.0/31")), "wan.static.gateway", json!("203.0.113.1")));
+    valid(set(
+        set(base(), "wan.static.address", json!("203.0.113.0/31")),
+        "wan.static.gateway",
+        json!("203.0.113.1"),
+    ));
 }
 
 #[test]
 fn wan_gateway_must_be_inside_the_wan_net() {
     let gw = |g: &str| set(base(), "wan.static.gateway", json!(g));
-    expect_err(gw("198.51.100.1"), "wan.static.gateway", "not inside the WAN network 203.0.113.0/24");
-    expect_err(gw("203.0.113.2"), "wan.static.gateway", "the WAN address itself");
+    expect_err(
+        gw("198.51.100.1"),
+        "wan.static.gateway",
+        "not inside the WAN network 203.0.113.0/24",
+    );
+    expect_err(
+        gw("203.0.113.2"),
+        "wan.static.gateway",
+        "the WAN address itself",
+    );
     expect_err(gw("203.0.113"), "wan.static.gateway", "not an IPv4 address");
 }
 
 #[test]
 fn dns_must_be_ip_addresses() {
-    let v = set(base(), "wan.static.dns", json!(["2001:db8::53", "dns.example"]));
+    let v = set(
+        base(),
+        "wan.static.dns",
+        json!(["2001:db8::53", "dns.example"]),
+    );
     expect_err(v, "wan.static.dns[1]", "`dns.example` is not an IP address");
 }
 
 #[test]
 fn hostname_must_be_valid() {
-    expect_err(set(base(), "hostname", json!("-router")), "hostname", "not a valid host name");
+    expect_err(
+        set(base(), "hostname", json!("-router")),
+        "hostname",
+        "not a valid host name",
+    );
     valid(set(base(), "hostname", json!("portal-nyc.example.net")));
 }
 
@@ -180,22 +222,46 @@ fn hostname_must_be_valid() {
 #[test]
 fn interface_names_follow_linux_rules() {
     let iface = |n: &str| set(base(), "lans.home.interface", json!(n));
-    expect_err(iface("eth1234567890123"), "lans.home.interface", "is 16 bytes; Linux allows 15");
+    expect_err(
+        iface("eth1234567890123"),
+        "lans.home.interface",
+        "is 16 bytes; Linux allows 15",
+    );
     valid(iface("eth123456789012")); // 15 is fine
-    expect_err(iface("eth/1"), "lans.home.interface", "not a valid interface name");
-    expect_err(iface("eth 1"), "lans.home.interface", "not a valid interface name");
+    expect_err(
+        iface("eth/1"),
+        "lans.home.interface",
+        "not a valid interface name",
+    );
+    expect_err(
+        iface("eth 1"),
+        "lans.home.interface",
+        "not a valid interface name",
+    );
     expect_err(iface(""), "lans.home.interface", "empty");
     let v = set(base(), "portals.paris.interface", json!("wg:paris"));
     expect_err(v, "portals.paris.interface", "not a valid interface name");
-    expect_err(set(base(), "wan.interface", json!("..")), "wan.interface", "not a valid interface name");
+    expect_err(
+        set(base(), "wan.interface", json!("..")),
+        "wan.interface",
+        "not a valid interface name",
+    );
 }
 
 #[test]
 fn an_interface_has_one_role() {
     let v = set(base(), "lans.guest.interface", json!("eth0"));
-    expect_err(v, "lans.guest.interface", "`eth0` is already used by wan.interface");
+    expect_err(
+        v,
+        "lans.guest.interface",
+        "`eth0` is already used by wan.interface",
+    );
     let v = set(base(), "portals.paris.interface", json!("eth1"));
-    expect_err(v, "portals.paris.interface", "already used by lans.home.interface");
+    expect_err(
+        v,
+        "portals.paris.interface",
+        "already used by lans.home.interface",
+    );
 }
 
 // ---- LANs ----------------------------------------------------------------
@@ -204,7 +270,11 @@ fn an_interface_has_one_role() {
 fn lan_must_not_overlap_another_lan() {
     // LANs are checked in name order: guest, then home.
     let v = set(base(), "lans.home.address", json!("192.168.20.129/25"));
-    expect_err(v, "lans.home.address", "overlaps 192.168.20.0/24 of lans.guest.address");
+    expect_err(
+        v,
+        "lans.home.address",
+        "overlaps 192.168.20.0/24 of lans.guest.address",
+    );
 }
 
 #[test]
@@ -215,10 +285,26 @@ fn lan_must_not_overlap_the_wan() {
 
 #[test]
 fn lan_must_not_overlap_a_tunnel_net_or_remote_subnet() {
-    let v = set(base(), "portals.paris.address", json!(["192.168.10.254/24"]));
-    expect_err(v, "portals.paris.address[0]", "overlaps 192.168.10.0/24 of lans.home.address");
-    let v = set(base(), "portals.paris.remote_subnets", json!(["192.168.20.0/24"]));
-    expect_err(v, "portals.paris.remote_subnets[0]", "of lans.guest.address");
+    let v = set(
+        base(),
+        "portals.paris.address",
+        json!(["192.168.10.254/24"]),
+    );
+    expect_err(
+        v,
+        "portals.paris.address[0]",
+        "overlaps 192.168.10.0/24 of lans.home.address",
+    );
+    let v = set(
+        base(),
+        "portals.paris.remote_subnets",
+        json!(["192.168.20.0/24"]),
+    );
+    expect_err(
+        v,
+        "portals.paris.remote_subnets[0]",
+        "of lans.guest.address",
+    );
 }
 
 #[test]
@@ -230,23 +316,46 @@ fn lan_address_is_a_host_address() {
 #[test]
 fn lan_via_a_missing_portal() {
     let v = set(base(), "lans.home.via", json!("tokyo"));
-    expect_err(v, "lans.home.via", "no portal named `tokyo` (portals: paris; or `direct`)");
-    let v = set(cut(base(), "portals.paris"), "lans.home.via", json!("paris"));
+    expect_err(
+        v,
+        "lans.home.via",
+        "no portal named `tokyo` (portals: paris; or `direct`)",
+    );
+    let v = set(
+        cut(base(), "portals.paris"),
+        "lans.home.via",
+        json!("paris"),
+    );
     expect_err(v, "lans.home.via", "(portals: none; or `direct`)");
 }
 
 #[test]
 fn lan_via_a_portal_needs_a_default_route_peer() {
-    let v = set(base(), "portals.paris.peers.0.allowed_ips", json!(["10.99.0.0/24"]));
+    let v = set(
+        base(),
+        "portals.paris.peers.0.allowed_ips",
+        json!(["10.99.0.0/24"]),
+    );
     expect_err(v, "lans.home.via", "no peer with allowed_ips 0.0.0.0/0");
     // Without a LAN through it, such a portal is fine (site-to-site only).
-    valid(cut(set(base(), "portals.paris.peers.0.allowed_ips", json!(["10.50.0.0/16"])), "lans.home"));
+    valid(cut(
+        set(
+            base(),
+            "portals.paris.peers.0.allowed_ips",
+            json!(["10.50.0.0/16"]),
+        ),
+        "lans.home",
+    ));
 }
 
 #[test]
 fn lan_names_are_checked() {
     let lan = json!({ "interface": "eth5", "address": "192.168.50.1/24", "via": "direct" });
-    expect_err(set(base(), "lans.home lab", lan.clone()), "lans.home lab", "must be 1-32 of");
+    expect_err(
+        set(base(), "lans.home lab", lan.clone()),
+        "lans.home lab",
+        "must be 1-32 of",
+    );
     valid(set(base(), "lans.home-lab_2", lan));
 }
 
@@ -254,10 +363,20 @@ fn lan_names_are_checked() {
 
 #[test]
 fn portal_names_are_checked() {
-    let rename = |name: &str| set(cut(base(), "portals.paris"), &format!("portals.{name}"), tokyo());
+    let rename = |name: &str| {
+        set(
+            cut(base(), "portals.paris"),
+            &format!("portals.{name}"),
+            tokyo(),
+        )
+    };
     expect_err(rename("direct"), "portals.direct", "`direct` is reserved");
     expect_err(rename("par is"), "portals.par is", "must be 1-32 of");
-    expect_err(rename(&"p".repeat(33)), &format!("portals.{}", "p".repeat(33)), "must be 1-32 of");
+    expect_err(
+        rename(&"p".repeat(33)),
+        &format!("portals.{}", "p".repeat(33)),
+        "must be 1-32 of",
+    );
 }
 
 #[test]
@@ -271,21 +390,49 @@ fn mtu_range() {
 
 #[test]
 fn listen_port_zero_and_clash() {
-    expect_err(set(base(), "portals.paris.listen_port", json!(0)), "portals.paris.listen_port", "0 is not a port");
-    let v = set(with_tokyo(set(tokyo(), "listen_port", json!(51820))), "portals.paris.listen_port", json!(51820));
-    expect_err(v, "portals.tokyo.listen_port", "port 51820 is also used by portal `paris`");
+    expect_err(
+        set(base(), "portals.paris.listen_port", json!(0)),
+        "portals.paris.listen_port",
+        "0 is not a port",
+    );
+    let v = set(
+        with_tokyo(set(tokyo(), "listen_port", json!(51820))),
+        "portals.paris.listen_port",
+        json!(51820),
+    );
+    expect_err(
+        v,
+        "portals.tokyo.listen_port",
+        "port 51820 is also used by portal `paris`",
+    );
     // Different ports, or random ones, are fine.
-    valid(set(with_tokyo(set(tokyo(), "listen_port", json!(51821))), "portals.paris.listen_port", json!(51820)));
+    valid(set(
+        with_tokyo(set(tokyo(), "listen_port", json!(51821))),
+        "portals.paris.listen_port",
+        json!(51820),
+    ));
     valid(with_tokyo(tokyo()));
 }
 
 #[test]
 fn tables_reserved_and_clash() {
     for t in [0, 253, 254, 255] {
-        expect_err(set(base(), "portals.paris.table", json!(t)), "portals.paris.table", "reserved by the kernel");
+        expect_err(
+            set(base(), "portals.paris.table", json!(t)),
+            "portals.paris.table",
+            "reserved by the kernel",
+        );
     }
-    let v = set(with_tokyo(set(tokyo(), "table", json!(100))), "portals.paris.table", json!(100));
-    expect_err(v, "portals.tokyo.table", "table 100 is also used by portal `paris`");
+    let v = set(
+        with_tokyo(set(tokyo(), "table", json!(100))),
+        "portals.paris.table",
+        json!(100),
+    );
+    expect_err(
+        v,
+        "portals.tokyo.table",
+        "table 100 is also used by portal `paris`",
+    );
     // Unset tables count up from FIRST_TABLE in name order.
     let m = valid(with_tokyo(tokyo()));
     assert_eq!(m.portal("paris").unwrap().table, FIRST_TABLE);
@@ -294,10 +441,26 @@ fn tables_reserved_and_clash() {
 
 #[test]
 fn portal_addresses() {
-    expect_err(set(base(), "portals.paris.address", json!([])), "portals.paris.address", "at least one tunnel address");
-    let v = set(base(), "portals.paris.address", json!(["fd00:99::2/64", "10.99.0.0/24"]));
-    expect_err(v, "portals.paris.address[1]", "network or broadcast address");
-    valid(set(base(), "portals.paris.address", json!(["10.99.0.2/24", "fd00:99::2/64"])));
+    expect_err(
+        set(base(), "portals.paris.address", json!([])),
+        "portals.paris.address",
+        "at least one tunnel address",
+    );
+    let v = set(
+        base(),
+        "portals.paris.address",
+        json!(["fd00:99::2/64", "10.99.0.0/24"]),
+    );
+    expect_err(
+        v,
+        "portals.paris.address[1]",
+        "network or broadcast address",
+    );
+    valid(set(
+        base(),
+        "portals.paris.address",
+        json!(["10.99.0.2/24", "fd00:99::2/64"]),
+    ));
 }
 
 // ---- peers ---------------------------------------------------------------
@@ -306,7 +469,11 @@ fn portal_addresses() {
 fn public_keys_must_be_wireguard_keys() {
     let bad = |k: &str| {
         let v = set(base(), "portals.paris.peers.0.public_key", json!(k));
-        expect_err(v, "portals.paris.peers[0].public_key", "not a WireGuard key")
+        expect_err(
+            v,
+            "portals.paris.peers[0].public_key",
+            "not a WireGuard key",
+        )
     };
     bad("not-a-key");
     bad("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=="); // base64 of 31 bytes
@@ -315,41 +482,84 @@ fn public_keys_must_be_wireguard_keys() {
 
 #[test]
 fn duplicate_peer_key() {
-    let v = set(base(), "portals.paris.peers", json!([peer(1, &["0.0.0.0/0"]), peer(1, &["10.20.0.0/16"])]));
-    expect_err(v, "portals.paris.peers[1].public_key", "the same key as portals.paris.peers[0]");
+    let v = set(
+        base(),
+        "portals.paris.peers",
+        json!([peer(1, &["0.0.0.0/0"]), peer(1, &["10.20.0.0/16"])]),
+    );
+    expect_err(
+        v,
+        "portals.paris.peers[1].public_key",
+        "the same key as portals.paris.peers[0]",
+    );
 }
 
 #[test]
 fn same_allowed_ips_on_two_peers_of_a_portal() {
     // WireGuard would silently move 10.20.0.0/16 to the last peer.
-    let peers = json!([peer(1, &["0.0.0.0/0"]), peer(2, &["10.20.0.0/16"]), peer(3, &["10.20.0.0/16"])]);
+    let peers = json!([
+        peer(1, &["0.0.0.0/0"]),
+        peer(2, &["10.20.0.0/16"]),
+        peer(3, &["10.20.0.0/16"])
+    ]);
     let v = set(base(), "portals.paris.peers", peers);
-    expect_err(v, "portals.paris.peers[2].allowed_ips[0]", "10.20.0.0/16 is also claimed by portals.paris.peers[1]");
-    let v = set(base(), "portals.paris.peers", json!([peer(1, &["0.0.0.0/0"]), peer(2, &["0.0.0.0/0"])]));
-    expect_err(v, "portals.paris.peers[1].allowed_ips[0]", "0.0.0.0/0 is also claimed by portals.paris.peers[0]");
+    expect_err(
+        v,
+        "portals.paris.peers[2].allowed_ips[0]",
+        "10.20.0.0/16 is also claimed by portals.paris.peers[1]",
+    );
+    let v = set(
+        base(),
+        "portals.paris.peers",
+        json!([peer(1, &["0.0.0.0/0"]), peer(2, &["0.0.0.0/0"])]),
+    );
+    expect_err(
+        v,
+        "portals.paris.peers[1].allowed_ips[0]",
+        "0.0.0.0/0 is also claimed by portals.paris.peers[0]",
+    );
 }
 
 #[test]
 fn nested_allowed_ips_on_two_peers_of_a_portal_are_valid() {
     // Longest prefix wins in WireGuard: an exit peer with 0.0.0.0/0 next to a
     // site peer with its subnet is the usual hub setup, not a conflict.
-    let peers = json!([peer(1, &["0.0.0.0/0"]), peer(2, &["10.20.0.0/16"]), peer(3, &["10.20.5.0/24"])]);
-    let v = set(set(base(), "portals.paris.peers", peers), "portals.paris.remote_subnets", json!(["10.20.0.0/16"]));
+    let peers = json!([
+        peer(1, &["0.0.0.0/0"]),
+        peer(2, &["10.20.0.0/16"]),
+        peer(3, &["10.20.5.0/24"])
+    ]);
+    let v = set(
+        set(base(), "portals.paris.peers", peers),
+        "portals.paris.remote_subnets",
+        json!(["10.20.0.0/16"]),
+    );
     valid(v);
 }
 
 #[test]
 fn overlapping_allowed_ips_within_one_peer() {
-    let peers = json!([peer(1, &["0.0.0.0/0"]), peer(2, &["10.20.0.0/16", "10.20.5.0/24"])]);
+    let peers = json!([
+        peer(1, &["0.0.0.0/0"]),
+        peer(2, &["10.20.0.0/16", "10.20.5.0/24"])
+    ]);
     let v = set(base(), "portals.paris.peers", peers);
-    expect_err(v, "portals.paris.peers[1].allowed_ips[1]", "10.20.5.0/24 overlaps 10.20.0.0/16 of the same peer");
+    expect_err(
+        v,
+        "portals.paris.peers[1].allowed_ips[1]",
+        "10.20.5.0/24 overlaps 10.20.0.0/16 of the same peer",
+    );
 }
 
 #[test]
 fn allowed_ips_across_portals() {
     // Each portal: an exit peer and a site peer; the two sites overlap.
     let v = set(base(), "portals.paris.peers.1", peer(3, &["10.50.0.0/16"]));
-    let v = set(v, "portals.tokyo", set(tokyo(), "peers.1", peer(4, &["10.50.1.0/24"])));
+    let v = set(
+        v,
+        "portals.tokyo",
+        set(tokyo(), "peers.1", peer(4, &["10.50.1.0/24"])),
+    );
     assert_eq!(
         errors(v),
         [ConfigError {
@@ -361,25 +571,73 @@ fn allowed_ips_across_portals() {
     // Several exits: each portal has its own default route, in its own table.
     let m = valid(with_tokyo(tokyo()));
     assert_eq!(m.lans_via("tokyo").count(), 1);
-    valid(set(with_tokyo(tokyo()), "portals.tokyo.peers.0.allowed_ips", json!(["0.0.0.0/0", "::/0"])));
+    valid(set(
+        with_tokyo(tokyo()),
+        "portals.tokyo.peers.0.allowed_ips",
+        json!(["0.0.0.0/0", "::/0"]),
+    ));
 }
 
 #[test]
 fn remote_subnets_must_be_covered_by_a_peer() {
-    let office = set(portal("wg-office", "10.88.0.2/24", vec![peer(2, &["10.20.0.0/16"])]), "masquerade", json!(false));
-    let v = set(base(), "portals.office", set(office.clone(), "remote_subnets", json!(["10.30.0.0/16"])));
-    expect_err(v, "portals.office.remote_subnets[0]", "10.30.0.0/16 is not inside any peer's allowed_ips");
-    valid(set(base(), "portals.office", set(office, "remote_subnets", json!(["10.20.4.0/24"]))));
+    let office = set(
+        portal(
+            "wg-office",
+            "10.88.0.2/24",
+            vec![peer(2, &["10.20.0.0/16"])],
+        ),
+        "masquerade",
+        json!(false),
+    );
+    let v = set(
+        base(),
+        "portals.office",
+        set(office.clone(), "remote_subnets", json!(["10.30.0.0/16"])),
+    );
+    expect_err(
+        v,
+        "portals.office.remote_subnets[0]",
+        "10.30.0.0/16 is not inside any peer's allowed_ips",
+    );
+    valid(set(
+        base(),
+        "portals.office",
+        set(office, "remote_subnets", json!(["10.20.4.0/24"])),
+    ));
 }
 
 #[test]
 fn networks_must_not_have_host_bits() {
-    let v = set(base(), "portals.paris.remote_subnets", json!(["192.168.50.1/24"]));
-    expect_err(v, "portals.paris.remote_subnets[0]", "has host bits set; did you mean 192.168.50.0/24?");
-    let v = set(base(), "portals.paris.peers.0.allowed_ips", json!(["0.0.0.0/0", "10.20.0.1/16"]));
-    expect_err(v, "portals.paris.peers[0].allowed_ips[1]", "did you mean 10.20.0.0/16?");
-    let v = set(base(), "portals.paris.peers.0.allowed_ips", json!(["0.0.0.0"]));
-    expect_err(v, "portals.paris.peers[0].allowed_ips[0]", "the /prefix is required");
+    let v = set(
+        base(),
+        "portals.paris.remote_subnets",
+        json!(["192.168.50.1/24"]),
+    );
+    expect_err(
+        v,
+        "portals.paris.remote_subnets[0]",
+        "has host bits set; did you mean 192.168.50.0/24?",
+    );
+    let v = set(
+        base(),
+        "portals.paris.peers.0.allowed_ips",
+        json!(["0.0.0.0/0", "10.20.0.1/16"]),
+    );
+    expect_err(
+        v,
+        "portals.paris.peers[0].allowed_ips[1]",
+        "did you mean 10.20.0.0/16?",
+    );
+    let v = set(
+        base(),
+        "portals.paris.peers.0.allowed_ips",
+        json!(["0.0.0.0"]),
+    );
+    expect_err(
+        v,
+        "portals.paris.peers[0].allowed_ips[0]",
+        "the /prefix is required",
+    );
 }
 
 #[test]
@@ -389,12 +647,19 @@ fn endpoints() {
     expect_err(ep("198.51.100.7"), path, "is not HOST:PORT");
     expect_err(ep("198.51.100.7:0"), path, "port 0 is not a port");
     expect_err(ep("198.51.100.7:65536"), path, "is not HOST:PORT");
-    expect_err(ep("exit_1.example.net:51820"), path, "host `exit_1.example.net`");
+    expect_err(
+        ep("exit_1.example.net:51820"),
+        path,
+        "host `exit_1.example.net`",
+    );
     expect_err(ep(":51820"), path, "host ``");
     expect_err(ep("[2001:db8::zz]:51820"), path, "not an IPv6 address");
     expect_err(ep("2001:db8::7:51820"), path, "host `2001:db8::7`");
     for good in ["exit.example.net:51820", "[2001:db8::7]:51820"] {
-        let e = valid(ep(good)).portal("paris").unwrap().peers[0].endpoint.clone().unwrap();
+        let e = valid(ep(good)).portal("paris").unwrap().peers[0]
+            .endpoint
+            .clone()
+            .unwrap();
         assert_eq!(e.to_string(), good);
     }
 }
@@ -411,20 +676,48 @@ fn expect_parse_err(v: Value, start: &str) {
 #[test]
 fn unknown_field_is_refused_with_its_path() {
     let v = set(base(), "portals.paris.listen_prot", json!(51820));
-    expect_parse_err(v, "portals.paris.listen_prot: unknown field `listen_prot`, expected one of");
-    expect_parse_err(set(base(), "lans.home.kilswitch", json!(true)), "lans.home.kilswitch: unknown field");
-    expect_parse_err(set(base(), "wan.static.dns_servers", json!([])), "wan.static.dns_servers: unknown field");
+    expect_parse_err(
+        v,
+        "portals.paris.listen_prot: unknown field `listen_prot`, expected one of",
+    );
+    expect_parse_err(
+        set(base(), "lans.home.kilswitch", json!(true)),
+        "lans.home.kilswitch: unknown field",
+    );
+    expect_parse_err(
+        set(base(), "wan.static.dns_servers", json!([])),
+        "wan.static.dns_servers: unknown field",
+    );
 }
 
 #[test]
 fn wrong_type_names_its_path() {
     let v = set(base(), "portals.paris.listen_port", json!("51820"));
-    expect_parse_err(v, "portals.paris.listen_port: invalid type: string \"51820\", expected u16");
-    let v = set(base(), "portals.paris.peers.0.allowed_ips", json!("0.0.0.0/0"));
-    expect_parse_err(v, "portals.paris.peers[0].allowed_ips: invalid type: string");
-    expect_parse_err(set(base(), "portals.paris.listen_port", json!(70000)), "portals.paris.listen_port: invalid value");
-    expect_parse_err(set(base(), "wireguard_backend", json!("kernal")), "wireguard_backend: unknown variant `kernal`");
-    expect_parse_err(cut(base(), "wan.interface"), "wan: missing field `interface`");
+    expect_parse_err(
+        v,
+        "portals.paris.listen_port: invalid type: string \"51820\", expected u16",
+    );
+    let v = set(
+        base(),
+        "portals.paris.peers.0.allowed_ips",
+        json!("0.0.0.0/0"),
+    );
+    expect_parse_err(
+        v,
+        "portals.paris.peers[0].allowed_ips: invalid type: string",
+    );
+    expect_parse_err(
+        set(base(), "portals.paris.listen_port", json!(70000)),
+        "portals.paris.listen_port: invalid value",
+    );
+    expect_parse_err(
+        set(base(), "wireguard_backend", json!("kernal")),
+        "wireguard_backend: unknown variant `kernal`",
+    );
+    expect_parse_err(
+        cut(base(), "wan.interface"),
+        "wan: missing field `interface`",
+    );
 }
 
 #[test]
@@ -461,7 +754,10 @@ fn every_error_is_reported_in_one_go() {
 #[test]
 fn errors_print_as_path_colon_reason() {
     let e = &errors(set(base(), "portals.paris.mtu", json!(100)))[0];
-    assert_eq!(e.to_string(), "portals.paris.mtu: 100 is outside 1280..9000 (below 1280 breaks IPv6 in the tunnel)");
+    assert_eq!(
+        e.to_string(),
+        "portals.paris.mtu: 100 is outside 1280..9000 (below 1280 breaks IPv6 in the tunnel)"
+    );
 }
 
 // ---- golden plans --------------------------------------------------------
@@ -471,7 +767,10 @@ fn errors_print_as_path_colon_reason() {
 fn check_golden(config: &str, public_keys: &[(&str, &str)], golden: &str, golden_file: &str) {
     let m = valid(serde_json::from_str(config).unwrap());
     let inputs = Inputs {
-        public_keys: public_keys.iter().map(|(p, k)| (p.to_string(), k.to_string())).collect(),
+        public_keys: public_keys
+            .iter()
+            .map(|(p, k)| (p.to_string(), k.to_string()))
+            .collect(),
         endpoints: BTreeMap::new(),
     };
     let plan = crate::plan_text(&m, &inputs, None);
@@ -481,8 +780,11 @@ fn check_golden(config: &str, public_keys: &[(&str, &str)], golden: &str, golden
         return;
     }
     if plan != golden {
-        let (got, want): (Vec<&str>, Vec<&str>) = (plan.lines().collect(), golden.lines().collect());
-        let i = (0..got.len().max(want.len())).find(|&i| got.get(i) != want.get(i)).unwrap_or(0);
+        let (got, want): (Vec<&str>, Vec<&str>) =
+            (plan.lines().collect(), golden.lines().collect());
+        let i = (0..got.len().max(want.len()))
+            .find(|&i| got.get(i) != want.get(i))
+            .unwrap_or(0);
         panic!(
             "plan differs from {path} at line {}:\n  want: {:?}\n  got:  {:?}\n\
              If the change is intended, rerun with UPDATE_GOLDEN=1 and review the diff.\n--- plan ---\n{plan}",
@@ -501,14 +803,23 @@ fn plan_order_is_safe() {
     let plan = crate::plan_text(&m, &Inputs::default(), None);
     let lines: Vec<&str> = plan.lines().collect();
     let at = |needle: &str| {
-        lines.iter().position(|l| l.contains(needle)).unwrap_or_else(|| panic!("no `{needle}` in:\n{plan}"))
+        lines
+            .iter()
+            .position(|l| l.contains(needle))
+            .unwrap_or_else(|| panic!("no `{needle}` in:\n{plan}"))
     };
     let kill_route = at("ip route add unreachable default table 51820 metric 4000");
     assert!(at("nft -f -") < kill_route);
-    assert!(at("iifname \"eth1\" oifname != \"wg-paris\"") < kill_route, "kill switch rule is in the nft table");
+    assert!(
+        at("iifname \"eth1\" oifname != \"wg-paris\"") < kill_route,
+        "kill switch rule is in the nft table"
+    );
     assert!(kill_route < at("ip link add dev wg-paris"));
     assert!(kill_route < at("ip rule add priority 10000"));
-    assert!(at("ip rule add priority 10000") < at("ip rule add priority 10100 from 192.168.10.0/24 lookup 51820"));
+    assert!(
+        at("ip rule add priority 10000")
+            < at("ip rule add priority 10100 from 192.168.10.0/24 lookup 51820")
+    );
     assert_eq!(lines.last(), Some(&"sysctl -w net.ipv4.ip_forward=1"));
 }
 
@@ -532,5 +843,22 @@ fn two_exits_plan_matches_golden() {
         ],
         include_str!("../../tests/golden/two-exits.plan"),
         "two-exits.plan",
+    );
+}
+
+#[test]
+fn automatic_tables_skip_explicit_ones() {
+    let cfg = set(base(), "portals.paris.table", json!(51821));
+    let tokyo = portal("wg-tokyo", "10.98.0.2/24", vec![peer(2, &["0.0.0.0/0"])]);
+    let cfg = set(cfg, "portals.tokyo", tokyo);
+    let m = validate(&crate::config::parse(&cfg.to_string()).unwrap()).unwrap();
+    let tables: Vec<(String, u32)> = m
+        .portals
+        .iter()
+        .map(|p| (p.name.clone(), p.table))
+        .collect();
+    assert_eq!(
+        tables,
+        vec![("paris".into(), 51821), ("tokyo".into(), 51820)]
     );
 }

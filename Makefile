@@ -1,0 +1,12 @@
+# Convenience targets; the scripts do the work (and need no make).
+.PHONY: demo test down bench lint
+demo:
+	scripts/demo
+test:
+	scripts/test
+down:
+	scripts/lab down
+bench:
+	cargo build --release && scripts/bench-setup
+lint:
+	cargo fmt --check && cargo clippy --all-targets -- -D warnings
