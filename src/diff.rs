@@ -415,3 +415,6 @@ fn rule_spec(r: &Rule) -> String {
     s.push_str(&format!(" lookup {}", table_name(r.table)));
     s
 }
+
+#[cfg(test)]
+mod tests;

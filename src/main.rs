@@ -192,30 +192,14 @@ fn runtime(args: &Args, path: &Path) -> ExitCode {
         Err(e) => return fail(&format!("cannot start runtime: {e}")),
     };
     rt.block_on(async {
+        let new_kernel =
+            |backend| kernel::Kernel::new(backend, args.run_dir.clone(), args.state_dir.clone());
         if args.command == "down" {
             // `down` needs no valid config: it removes what the kernel shows
-            // as Portal's (marked objects), so it also cleans up after a config
-            // that has since changed.
-            let backend = config::Backend::Auto;
-            let mut k =
-                match kernel::Kernel::new(backend, args.run_dir.clone(), args.state_dir.clone()) {
-                    Ok(k) => k,
-                    Err(e) => return fail(&e),
-                };
-            return match agent::down(&mut k).await {
-                Ok(r) => {
-                    agent::log_report(&r);
-                    log::info(&format!(
-                        "down: {} change(s), {} error(s)",
-                        r.applied.len(),
-                        r.errors.len()
-                    ));
-                    if r.errors.is_empty() {
-                        ExitCode::SUCCESS
-                    } else {
-                        ExitCode::FAILURE
-                    }
-                }
+            // as Portal's (marked objects), so it also cleans up after a
+            // config that has since changed.
+            return match new_kernel(config::Backend::Auto) {
+                Ok(mut k) => report("down", agent::down(&mut k).await),
                 Err(e) => fail(&e),
             };
         }
@@ -234,26 +218,29 @@ fn runtime(args: &Args, path: &Path) -> ExitCode {
                 Err(e) => fail(&e),
             };
         }
-        let mut k =
-            match kernel::Kernel::new(m.backend, args.run_dir.clone(), args.state_dir.clone()) {
-                Ok(k) => k,
-                Err(e) => return fail(&e),
-            };
-        match agent::pass(&mut k, &m, &inputs).await {
-            Ok(r) => {
-                agent::log_report(&r);
-                log::info(&format!(
-                    "apply: {} change(s), {} error(s)",
-                    r.applied.len(),
-                    r.errors.len()
-                ));
-                if r.errors.is_empty() {
-                    ExitCode::SUCCESS
-                } else {
-                    ExitCode::FAILURE
-                }
-            }
+        match new_kernel(m.backend) {
+            Ok(mut k) => report("apply", agent::pass(&mut k, &m, &inputs).await),
             Err(e) => fail(&e),
         }
     })
+}
+
+/// Logs what a one-shot `apply`/`down` did; exit 1 if any step failed.
+fn report(what: &str, r: Result<kernel::Report, String>) -> ExitCode {
+    match r {
+        Ok(r) => {
+            agent::log_report(&r);
+            log::info(&format!(
+                "{what}: {} change(s), {} error(s)",
+                r.applied.len(),
+                r.errors.len()
+            ));
+            if r.errors.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Err(e) => fail(&e),
+    }
 }

@@ -1,0 +1,212 @@
+//! The diff against a kernel that already has (some of) the desired state.
+
+use super::*;
+use crate::desired::{desired, Inputs};
+use crate::model;
+use std::net::SocketAddr;
+
+const EXIT_KEY: &str = "xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=";
+const OWN_KEY: &str = "UgFuZCTWLvtxOv2Eo9hTDnSg47iwgelf3xf1jIFxRD4=";
+
+fn site() -> (Desired, Inputs) {
+    let text = include_str!("../../examples/site.json");
+    let m = model::validate(&crate::config::parse(text).unwrap()).unwrap();
+    let mut inputs = Inputs::default();
+    inputs.public_keys.insert("paris".into(), OWN_KEY.into());
+    inputs
+        .endpoints
+        .insert(("paris".into(), 0), "198.51.100.7:51820".parse().unwrap());
+    (desired(&m, &inputs), inputs)
+}
+
+/// The kernel as Portal leaves it after applying `d`.
+fn applied(d: &Desired) -> Observed {
+    let mut o = Observed {
+        nft_current: true,
+        nft_present: true,
+        ..Observed::default()
+    };
+    for l in &d.links {
+        o.links.insert(
+            l.name.clone(),
+            ObservedLink {
+                index: o.links.len() as u32 + 2,
+                mtu: l.mtu.unwrap_or(1500),
+                up: true,
+                alias: l.alias.clone(),
+                kind: LinkKind::Other,
+            },
+        );
+    }
+    o.addresses = d
+        .addresses
+        .iter()
+        .map(|a| ObservedAddress {
+            dev: a.dev.clone(),
+            cidr: a.cidr,
+            ours: true,
+        })
+        .collect();
+    o.routes = d.routes.clone();
+    o.rules = d.rules.clone();
+    for w in &d.wireguard {
+        o.wireguard.insert(
+            w.name.clone(),
+            ObservedWg {
+                public_key: w.public_key.clone(),
+                listen_port: w.listen_port.unwrap_or(0),
+                peers: w
+                    .peers
+                    .iter()
+                    .map(|p| ObservedPeer {
+                        public_key: p.public_key.clone(),
+                        endpoint: p.endpoint_addr,
+                        allowed_ips: p.allowed_ips.clone(),
+                        persistent_keepalive: p.persistent_keepalive,
+                    })
+                    .collect(),
+            },
+        );
+    }
+    for s in &d.sysctls {
+        o.sysctls.insert(s.key.clone(), s.value.clone());
+    }
+    o
+}
+
+#[test]
+fn nothing_to_do_when_the_kernel_matches() {
+    let (d, _) = site();
+    assert_eq!(diff(&d, &applied(&d), None), Vec::<Change>::new());
+}
+
+#[test]
+fn a_changed_endpoint_rewrites_only_that_peer() {
+    let (d, _) = site();
+    let mut o = applied(&d);
+    let moved: SocketAddr = "198.51.100.99:51820".parse().unwrap();
+    o.wireguard.get_mut("wg-paris").unwrap().peers[0].endpoint = Some(moved);
+    let changes = diff(&d, &o, None);
+    assert_eq!(changes.len(), 1, "{changes:?}");
+    match &changes[0] {
+        Change::WgSet {
+            private_key_file,
+            listen_port,
+            peers,
+            remove_peers,
+            ..
+        } => {
+            assert!(private_key_file.is_none() && listen_port.is_none() && remove_peers.is_empty());
+            assert_eq!(peers.len(), 1);
+            assert_eq!(
+                peers[0].endpoint_addr,
+                Some("198.51.100.7:51820".parse().unwrap())
+            );
+        }
+        other => panic!("expected a peer update, got {other}"),
+    }
+}
+
+#[test]
+fn an_unresolved_endpoint_leaves_the_device_alone() {
+    let (mut d, _) = site();
+    let o = applied(&d);
+    d.wireguard[0].peers[0].endpoint_addr = None;
+    assert!(diff(&d, &o, None).is_empty());
+}
+
+#[test]
+fn unknown_peers_are_removed_and_a_new_key_is_written() {
+    let (d, _) = site();
+    let mut o = applied(&d);
+    let wg = o.wireguard.get_mut("wg-paris").unwrap();
+    wg.public_key = Some(EXIT_KEY.into());
+    let mut stranger = wg.peers[0].clone();
+    stranger.public_key = "HIgo9xNzJMWLKASShiTqIybxZ0U3wGLiUeJ1PKf8ykw=".into();
+    stranger.allowed_ips = vec!["10.1.0.0/16".parse().unwrap()];
+    wg.peers.push(stranger);
+    let text: Vec<String> = diff(&d, &o, None).iter().map(|c| c.to_string()).collect();
+    assert_eq!(
+        text,
+        vec!["wg set wg-paris private-key /etc/portal/paris.key peer HIgo9xNzJMWLKASShiTqIybxZ0U3wGLiUeJ1PKf8ykw= remove"]
+    );
+}
+
+#[test]
+fn stale_objects_of_ours_are_removed_after_the_new_ones_are_added() {
+    let (d, _) = site();
+    let mut o = applied(&d);
+    let stale_rule = Rule {
+        priority: 10100,
+        from: Some("192.168.99.0/24".parse().unwrap()),
+        to: None,
+        table: 51830,
+    };
+    o.rules.push(stale_rule.clone());
+    o.rules
+        .retain(|r| r.priority != 10000 || r.to != Some("192.168.10.0/24".parse().unwrap()));
+    o.links.insert(
+        "wg-old".into(),
+        ObservedLink {
+            index: 99,
+            mtu: 1280,
+            up: true,
+            alias: Some("portal:old".into()),
+            kind: LinkKind::Tun,
+        },
+    );
+    let changes = diff(&d, &o, None);
+    let add = changes
+        .iter()
+        .position(|c| matches!(c, Change::RuleAdd(_)))
+        .unwrap();
+    let del = changes
+        .iter()
+        .position(|c| c == &Change::RuleDel(stale_rule.clone()))
+        .unwrap();
+    assert!(add < del, "{changes:?}");
+    assert!(changes.contains(&Change::LinkDel("wg-old".into())));
+    // A link that is not ours is never deleted.
+    o.links.get_mut("wg-old").unwrap().alias = None;
+    assert!(!diff(&d, &o, None).contains(&Change::LinkDel("wg-old".into())));
+}
+
+#[test]
+fn nft_is_rewritten_first_when_it_drifted() {
+    let (d, _) = site();
+    let mut o = applied(&d);
+    o.nft_current = false;
+    o.routes.retain(|r| !r.is_kill_switch());
+    let changes = diff(&d, &o, None);
+    assert!(matches!(changes[0], Change::NftReplace(_)));
+    assert!(changes[1].is_kill_switch() && matches!(changes[1], Change::RouteAdd(_)));
+}
+
+#[test]
+fn teardown_removes_only_ours_and_restores_sysctls() {
+    let (d, _) = site();
+    let mut o = applied(&d);
+    o.addresses.push(ObservedAddress {
+        dev: "eth1".into(),
+        cidr: "192.168.10.7/24".parse().unwrap(),
+        ours: false,
+    });
+    let restore = vec![Sysctl {
+        key: "net.ipv4.ip_forward".into(),
+        value: "0".into(),
+    }];
+    let changes = teardown(&o, &restore);
+    let text: Vec<String> = changes.iter().map(|c| c.to_string()).collect();
+    assert!(text.iter().all(|t| !t.contains("192.168.10.7")), "{text:?}");
+    assert!(
+        text.first().unwrap().starts_with("ip rule del"),
+        "rules go first: {text:?}"
+    );
+    assert_eq!(text[text.len() - 2], "nft delete table inet portal");
+    assert_eq!(text.last().unwrap(), "sysctl -w net.ipv4.ip_forward=0");
+    assert!(text.contains(&"ip link del dev wg-paris".to_string()));
+    assert!(
+        !text.iter().any(|t| t.contains("link del dev eth")),
+        "not ours: {text:?}"
+    );
+}
