@@ -122,7 +122,7 @@ pub struct Inputs {
 
 pub fn desired(m: &Model, inputs: &Inputs) -> Desired {
     let mut d = Desired {
-        nft: nft_ruleset(m),
+        nft: crate::firewall::ruleset(m),
         ..Desired::default()
     };
     d.links.push(Link {
@@ -243,119 +243,4 @@ pub fn desired(m: &Model, inputs: &Inputs) -> Desired {
         value: "1".into(),
     });
     d
-}
-
-/// Portal's nftables table: MSS clamping, kill switch, NAT. Written whole
-/// and replaced in one transaction, so it is never half there.
-pub fn nft_ruleset(m: &Model) -> String {
-    let wan = &m.wan.interface;
-    let mut fwd = Vec::new();
-    let mut nat = Vec::new();
-    for p in &m.portals {
-        // Clamp SYNs both ways: into the tunnel, and out of it for peers
-        // (not running Portal) that do not clamp their side.
-        let (mss4, mss6) = (p.mtu - 40, p.mtu - 60);
-        for dir in ["oifname", "iifname"] {
-            fwd.push(format!(
-                "{dir} \"{i}\" meta nfproto ipv4 tcp flags & (syn | rst) == syn tcp option maxseg size > {mss4} tcp option maxseg size set {mss4} comment \"mss clamp {n}\"",
-                i = p.interface,
-                n = p.name
-            ));
-            fwd.push(format!(
-                "{dir} \"{i}\" meta nfproto ipv6 tcp flags & (syn | rst) == syn tcp option maxseg size > {mss6} tcp option maxseg size set {mss6} comment \"mss clamp {n}\"",
-                i = p.interface,
-                n = p.name
-            ));
-        }
-        if p.exit {
-            // Bounce server: what the peers send (from their tunnel
-            // addresses, their allowed IPs or their routed subnets) leaves
-            // by our WAN, SNATed to our WAN address.
-            let mut sources: Vec<Cidr> = p.addresses.iter().map(|a| a.network()).collect();
-            sources.extend(p.remote_subnets.iter().copied());
-            for peer in &p.peers {
-                sources.extend(peer.allowed_ips.iter().filter(|a| !a.is_default()));
-            }
-            let sources = outermost(sources.into_iter().filter(|c| !c.is_v6()).collect());
-            if !sources.is_empty() {
-                nat.push(format!(
-                    "oifname \"{wan}\" ip saddr {{ {} }} masquerade comment \"exit {}\"",
-                    join(&sources),
-                    p.name
-                ));
-            }
-        }
-    }
-    for l in &m.lans {
-        let net = l.address.network();
-        match &l.route {
-            LanRoute::Direct => nat.push(format!(
-                "oifname \"{wan}\" ip saddr {net} masquerade comment \"lan {} direct\"",
-                l.name
-            )),
-            LanRoute::Portal(name) => {
-                let Some(p) = m.portal(name) else { continue };
-                if l.kill_switch {
-                    fwd.push(format!(
-                        "iifname \"{}\" oifname != \"{}\" counter reject with icmpx type admin-prohibited comment \"kill switch {} via {}\"",
-                        l.interface, p.interface, l.name, p.name
-                    ));
-                }
-                if p.masquerade {
-                    // Site-to-site traffic keeps its real source address.
-                    let keep = outermost(
-                        p.remote_subnets
-                            .iter()
-                            .filter(|c| !c.is_v6())
-                            .copied()
-                            .collect(),
-                    );
-                    let except = if keep.is_empty() {
-                        String::new()
-                    } else {
-                        format!("ip daddr != {{ {} }} ", join(&keep))
-                    };
-                    nat.push(format!(
-                        "oifname \"{}\" ip saddr {net} {except}masquerade comment \"lan {} via {}\"",
-                        p.interface, l.name, p.name
-                    ));
-                }
-            }
-        }
-    }
-    let mut s = format!("table inet {NFT_TABLE} {{\n");
-    s.push_str("\tchain forward {\n\t\ttype filter hook forward priority filter; policy accept;\n");
-    for r in &fwd {
-        s.push_str(&format!("\t\t{r}\n"));
-    }
-    s.push_str("\t}\n");
-    s.push_str(
-        "\tchain postrouting {\n\t\ttype nat hook postrouting priority srcnat; policy accept;\n",
-    );
-    for r in &nat {
-        s.push_str(&format!("\t\t{r}\n"));
-    }
-    s.push_str("\t}\n}\n");
-    s
-}
-
-/// Sorted, without prefixes that another one covers (nft refuses
-/// overlapping intervals in one set).
-fn outermost(mut c: Vec<Cidr>) -> Vec<Cidr> {
-    c.sort_by_key(|x| (x.len, *x));
-    let mut out: Vec<Cidr> = Vec::new();
-    for x in c {
-        if !out.iter().any(|o| o.covers(&x)) {
-            out.push(x);
-        }
-    }
-    out.sort();
-    out
-}
-
-fn join(c: &[Cidr]) -> String {
-    c.iter()
-        .map(|c| c.to_string())
-        .collect::<Vec<_>>()
-        .join(", ")
 }

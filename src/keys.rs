@@ -29,13 +29,22 @@ impl fmt::Debug for PrivateKey {
     }
 }
 
-/// Reads a private key file, refusing one that group or others can access.
+/// Reads a private key file, refusing one that group or others can access
+/// or that someone other than root (or the user running Portal) owns.
 /// Errors name the file, never its content.
 pub fn load_private_key(path: &Path) -> Result<PrivateKey, String> {
     let shown = path.display();
     let meta = fs::metadata(path).map_err(|e| format!("cannot read key file {shown}: {e}"))?;
     if !meta.is_file() {
         return Err(format!("key file {shown} is not a regular file"));
+    }
+    // Root on the router; whoever runs Portal on a workstation (`check`).
+    let me = nix::unistd::geteuid().as_raw();
+    if meta.uid() != me && meta.uid() != 0 {
+        return Err(format!(
+            "key file {shown} is owned by uid {}, not by root; run: chown root {shown}",
+            meta.uid()
+        ));
     }
     let mode = meta.mode() & 0o777;
     if mode & 0o077 != 0 {
@@ -100,6 +109,17 @@ mod tests {
         let err = load_private_key(&p).unwrap_err();
         assert!(err.contains(&p.display().to_string()), "{err}");
         assert!(err.contains("0644"), "{err}");
+    }
+
+    #[test]
+    fn refuses_a_key_owned_by_someone_else() {
+        let p = tmp("owner");
+        generate(&p).unwrap();
+        if nix::unistd::geteuid().is_root() {
+            std::os::unix::fs::chown(&p, Some(65534), None).unwrap();
+            let err = load_private_key(&p).unwrap_err();
+            assert!(err.contains("owned by uid 65534"), "{err}");
+        }
     }
 
     #[test]

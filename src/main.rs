@@ -5,6 +5,7 @@ mod cidr;
 mod config;
 mod desired;
 mod diff;
+mod firewall;
 mod kernel;
 mod keys;
 mod load;

@@ -811,8 +811,12 @@ fn plan_order_is_safe() {
     let kill_route = at("ip route add unreachable default table 51820 metric 4000");
     assert!(at("nft -f -") < kill_route);
     assert!(
-        at("iifname \"eth1\" oifname != \"wg-paris\"") < kill_route,
+        at("iifname \"eth1\" counter name \"drop_kill_switch\" reject") < kill_route,
         "kill switch rule is in the nft table"
+    );
+    assert!(
+        at("type filter hook forward priority filter; policy drop;") < kill_route,
+        "forwarding is closed by default"
     );
     assert!(kill_route < at("ip link add dev wg-paris"));
     assert!(kill_route < at("ip rule add priority 10000"));
