@@ -34,10 +34,30 @@ pub fn ruleset(m: &Model) -> String {
     for c in DROP_COUNTERS {
         t.push_str(&format!("\tcounter {c} {{\n\t}}\n"));
     }
-    chain(&mut t, "prerouting", "type filter hook prerouting priority raw; policy accept;", &prerouting(m));
-    chain(&mut t, "input", "type filter hook input priority filter; policy drop;", &input(m));
-    chain(&mut t, "forward", "type filter hook forward priority filter; policy drop;", &forward(m));
-    chain(&mut t, "postrouting", "type nat hook postrouting priority srcnat; policy accept;", &nat(m));
+    chain(
+        &mut t,
+        "prerouting",
+        "type filter hook prerouting priority raw; policy accept;",
+        &prerouting(m),
+    );
+    chain(
+        &mut t,
+        "input",
+        "type filter hook input priority filter; policy drop;",
+        &input(m),
+    );
+    chain(
+        &mut t,
+        "forward",
+        "type filter hook forward priority filter; policy drop;",
+        &forward(m),
+    );
+    chain(
+        &mut t,
+        "postrouting",
+        "type nat hook postrouting priority srcnat; policy accept;",
+        &nat(m),
+    );
     t.push_str("}\n");
     t
 }
@@ -84,9 +104,17 @@ fn input(m: &Model) -> Vec<String> {
         // Neighbour discovery is IPv6's ARP: without it nothing IPv6 works.
         "icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert, nd-router-advert } ip6 hoplimit 255 accept".to_string(),
     ];
-    let ports: Vec<String> = m.portals.iter().filter_map(|p| p.listen_port).map(|p| p.to_string()).collect();
+    let ports: Vec<String> = m
+        .portals
+        .iter()
+        .filter_map(|p| p.listen_port)
+        .map(|p| p.to_string())
+        .collect();
     if !ports.is_empty() {
-        r.push(format!("iifname \"{wan}\" udp dport {{ {} }} accept comment \"wireguard\"", ports.join(", ")));
+        r.push(format!(
+            "iifname \"{wan}\" udp dport {{ {} }} accept comment \"wireguard\"",
+            ports.join(", ")
+        ));
     }
     if let Some(lans) = &lans {
         r.push(format!("iifname {lans} icmp type echo-request accept"));
@@ -94,11 +122,19 @@ fn input(m: &Model) -> Vec<String> {
     }
     // UDP is refused (port unreachable) rather than dropped so that a scan
     // tells "closed" from the WireGuard ports, which never answer strangers.
-    r.push(format!("iifname \"{wan}\" meta l4proto udp counter name \"drop_input_wan\" reject"));
-    r.push(format!("iifname \"{wan}\" counter name \"drop_input_wan\" drop"));
+    r.push(format!(
+        "iifname \"{wan}\" meta l4proto udp counter name \"drop_input_wan\" reject"
+    ));
+    r.push(format!(
+        "iifname \"{wan}\" counter name \"drop_input_wan\" drop"
+    ));
     if let Some(tunnels) = &tunnels {
-        r.push(format!("iifname {tunnels} meta l4proto udp counter name \"drop_input_tunnel\" reject"));
-        r.push(format!("iifname {tunnels} counter name \"drop_input_tunnel\" drop"));
+        r.push(format!(
+            "iifname {tunnels} meta l4proto udp counter name \"drop_input_tunnel\" reject"
+        ));
+        r.push(format!(
+            "iifname {tunnels} counter name \"drop_input_tunnel\" drop"
+        ));
     }
     if let Some(lans) = &lans {
         r.push(format!("iifname {lans} counter name \"drop_input_lan\" reject with icmpx type admin-prohibited"));
@@ -133,7 +169,10 @@ fn forward(m: &Model) -> Vec<String> {
     for l in &m.lans {
         match &l.route {
             LanRoute::Direct => {
-                r.push(format!("iifname \"{}\" oifname \"{wan}\" accept comment \"lan {} direct\"", l.interface, l.name));
+                r.push(format!(
+                    "iifname \"{}\" oifname \"{wan}\" accept comment \"lan {} direct\"",
+                    l.interface, l.name
+                ));
                 for p in &m.portals {
                     if let Some(subnets) = remote_subnets(p) {
                         r.push(format!(
@@ -165,7 +204,10 @@ fn forward(m: &Model) -> Vec<String> {
     }
     for p in &m.portals {
         if p.exit {
-            r.push(format!("iifname \"{}\" oifname \"{wan}\" accept comment \"exit {}\"", p.interface, p.name));
+            r.push(format!(
+                "iifname \"{}\" oifname \"{wan}\" accept comment \"exit {}\"",
+                p.interface, p.name
+            ));
         }
         let lans = set_of(m.lans_via(&p.name).map(|l| l.interface.as_str()));
         if let (Some(subnets), Some(lans)) = (remote_subnets(p), lans) {
@@ -201,14 +243,19 @@ fn nat(m: &Model) -> Vec<String> {
     }
     for l in &m.lans {
         let net = l.address.network();
-        let out_wan = format!("oifname \"{wan}\" ip saddr {net} masquerade comment \"lan {} out the WAN\"", l.name);
+        let out_wan = format!(
+            "oifname \"{wan}\" ip saddr {net} masquerade comment \"lan {} out the WAN\"",
+            l.name
+        );
         match &l.route {
             LanRoute::Direct => r.push(out_wan),
             LanRoute::Portal(name) => {
                 let Some(p) = m.portal(name) else { continue };
                 if p.masquerade {
                     // Site-to-site traffic keeps its real source address.
-                    let except = remote_subnets(p).map(|s| format!("ip daddr != {s} ")).unwrap_or_default();
+                    let except = remote_subnets(p)
+                        .map(|s| format!("ip daddr != {s} "))
+                        .unwrap_or_default();
                     r.push(format!(
                         "oifname \"{}\" ip saddr {net} {except}masquerade comment \"lan {} via {}\"",
                         p.interface, l.name, p.name
@@ -225,7 +272,13 @@ fn nat(m: &Model) -> Vec<String> {
 
 /// `{ a, b }` of a portal's IPv4 remote subnets, if it has any.
 fn remote_subnets(p: &Portal) -> Option<String> {
-    let v4 = outermost(p.remote_subnets.iter().filter(|c| !c.is_v6()).copied().collect());
+    let v4 = outermost(
+        p.remote_subnets
+            .iter()
+            .filter(|c| !c.is_v6())
+            .copied()
+            .collect(),
+    );
     (!v4.is_empty()).then(|| format!("{{ {} }}", join(&v4)))
 }
 
@@ -250,5 +303,8 @@ fn outermost(mut c: Vec<Cidr>) -> Vec<Cidr> {
 }
 
 fn join(c: &[Cidr]) -> String {
-    c.iter().map(|c| c.to_string()).collect::<Vec<_>>().join(", ")
+    c.iter()
+        .map(|c| c.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
 }

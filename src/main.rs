@@ -11,6 +11,7 @@ mod keys;
 mod load;
 mod log;
 mod model;
+mod privileges;
 mod state;
 
 use std::path::{Path, PathBuf};
@@ -192,6 +193,9 @@ fn runtime(args: &Args, path: &Path) -> ExitCode {
         Ok(rt) => rt,
         Err(e) => return fail(&format!("cannot start runtime: {e}")),
     };
+    if let Err(e) = privileges::drop_unneeded() {
+        return fail(&e);
+    }
     rt.block_on(async {
         let new_kernel =
             |backend| kernel::Kernel::new(backend, args.run_dir.clone(), args.state_dir.clone());

@@ -23,27 +23,27 @@ pub fn list() -> Result<Option<String>, String> {
     }
 }
 
-/// Drops what changes without anyone writing: counter values.
+/// Drops what changes without anyone writing: counter values, inline
+/// (`counter packets 3 bytes 180`) and in named counters (a line of their own).
 fn normalize(listing: &str) -> String {
     let mut out = String::with_capacity(listing.len());
     for line in listing.lines() {
-        let mut words = line.split(' ').peekable();
-        let mut first = true;
+        let indent = &line[..line.len() - line.trim_start().len()];
+        let mut kept: Vec<&str> = Vec::new();
+        let mut words = line.split_whitespace().peekable();
         while let Some(w) = words.next() {
-            if (w == "packets" || w == "bytes")
-                && words
-                    .peek()
-                    .is_some_and(|n| n.chars().all(|c| c.is_ascii_digit()))
-            {
+            let is_number = |n: &&str| n.chars().all(|c| c.is_ascii_digit());
+            if (w == "packets" || w == "bytes") && words.peek().is_some_and(is_number) {
                 words.next();
                 continue;
             }
-            if !first {
-                out.push(' ');
-            }
-            out.push_str(w);
-            first = false;
+            kept.push(w);
         }
+        if kept.is_empty() && !line.trim().is_empty() {
+            continue;
+        }
+        out.push_str(indent);
+        out.push_str(&kept.join(" "));
         out.push('\n');
     }
     out

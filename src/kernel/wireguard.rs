@@ -105,7 +105,9 @@ fn check_socket_owner(name: &str) -> Result<(), String> {
         return Ok(());
     };
     let ns = |p: &str| fs::read_link(format!("/proc/{p}/ns/net")).ok();
-    if ns(&pid.to_string()) != ns("self") {
+    // Unreadable (a process with more privileges than ours): cannot tell.
+    let (theirs, ours) = (ns(&pid.to_string()), ns("self"));
+    if theirs.is_some() && theirs != ours {
         return Err(format!(
             "{} belongs to a wireguard-go (pid {pid}) in another network namespace; \
              interface names of wireguard-go devices must be unique on the host",
