@@ -10,6 +10,7 @@ pub mod wireguard;
 use crate::config::Backend;
 use crate::desired::{Desired, Sysctl, LINK_ALIAS_PREFIX};
 use crate::diff::{Change, LinkKind, Observed};
+use crate::log;
 use crate::state;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -229,5 +230,3 @@ impl Kernel {
         state::clear_sysctls(&self.state_dir);
     }
 }
-
-use crate::log;
