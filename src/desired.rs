@@ -38,7 +38,6 @@ pub struct Desired {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct WgDevice {
-    pub portal: String,
     pub name: String,
     pub private_key_file: PathBuf,
     /// Public key derived from the private key file (compared with the
@@ -158,7 +157,6 @@ pub fn desired(m: &Model, inputs: &Inputs) -> Desired {
     }
     for p in &m.portals {
         d.wireguard.push(WgDevice {
-            portal: p.name.clone(),
             name: p.interface.clone(),
             private_key_file: p.private_key_file.clone(),
             public_key: inputs.public_keys.get(&p.name).cloned(),

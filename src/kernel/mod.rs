@@ -146,7 +146,7 @@ impl Kernel {
                 peers,
                 remove_peers,
             } => {
-                let userspace = self.net.link_kind(name).await? == LinkKind::Tun;
+                let userspace = self.net.link(name).await?.kind == LinkKind::Tun;
                 wireguard::set(
                     name,
                     userspace,

@@ -100,24 +100,22 @@ impl Netlink {
         Ok(o)
     }
 
-    pub async fn index(&self, name: &str) -> Result<u32, String> {
-        self.links()
-            .await?
-            .iter()
-            .map(link_from)
-            .find(|(n, _)| n == name)
-            .map(|(_, l)| l.index)
-            .ok_or_else(|| format!("interface {name} does not exist"))
+    /// One link by name, asked for alone (not a dump: this runs per change).
+    pub async fn link(&self, name: &str) -> Result<ObservedLink, String> {
+        let mut found = self
+            .handle
+            .link()
+            .get()
+            .match_name(name.to_string())
+            .execute();
+        match found.try_next().await {
+            Ok(Some(m)) => Ok(link_from(&m).1),
+            _ => Err(format!("interface {name} does not exist")),
+        }
     }
 
-    pub async fn link_kind(&self, name: &str) -> Result<LinkKind, String> {
-        self.links()
-            .await?
-            .iter()
-            .map(link_from)
-            .find(|(n, _)| n == name)
-            .map(|(_, l)| l.kind)
-            .ok_or_else(|| format!("interface {name} does not exist"))
+    pub async fn index(&self, name: &str) -> Result<u32, String> {
+        Ok(self.link(name).await?.index)
     }
 
     pub async fn wireguard_add(&self, name: &str) -> Result<(), String> {

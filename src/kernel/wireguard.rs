@@ -17,17 +17,21 @@ use wireguard_control::{Backend, Device, DeviceUpdate, InterfaceName, Key, PeerC
 /// host (not per network namespace), so interface names must be unique.
 pub const UAPI_DIR: &str = "/var/run/wireguard";
 
+fn backend(userspace: bool) -> Backend {
+    if userspace {
+        Backend::Userspace
+    } else {
+        Backend::Kernel
+    }
+}
+
 fn ifname(name: &str) -> Result<InterfaceName, String> {
     name.parse()
         .map_err(|_| format!("`{name}` is not a valid interface name"))
 }
 
 pub fn observe(name: &str, userspace: bool) -> Result<ObservedWg, String> {
-    let backend = if userspace {
-        Backend::Userspace
-    } else {
-        Backend::Kernel
-    };
+    let backend = backend(userspace);
     if userspace {
         check_socket_owner(name)?;
     }
@@ -166,11 +170,7 @@ pub fn set(
         let key = Key::from_base64(k).map_err(|_| format!("bad peer key {k}"))?;
         update = update.remove_peer_by_key(&key);
     }
-    let backend = if userspace {
-        Backend::Userspace
-    } else {
-        Backend::Kernel
-    };
+    let backend = backend(userspace);
     update
         .apply(&ifname(name)?, backend)
         .map_err(|e| format!("cannot configure WireGuard device {name}: {e}"))
