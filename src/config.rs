@@ -70,6 +70,47 @@ pub struct Lan {
     /// Only for `via` a portal: refuse to forward the LAN anywhere but its portal.
     #[serde(default = "yes")]
     pub kill_switch: bool,
+    /// A DHCP server on this LAN; absent means none.
+    #[serde(default)]
+    pub dhcp: Option<DhcpServer>,
+}
+
+#[derive(Deserialize, Debug, Clone, Default)]
+#[serde(deny_unknown_fields)]
+pub struct DhcpServer {
+    /// Addresses handed out; default: the whole prefix (minus the router,
+    /// the network and broadcast addresses and the static leases).
+    #[serde(default)]
+    pub pool: Option<PoolRange>,
+    /// Seconds; default 12 hours.
+    #[serde(default)]
+    pub lease_time: Option<u32>,
+    /// DNS servers handed out (option 6); default: the WAN's static `dns`.
+    #[serde(default)]
+    pub dns: Option<Vec<String>>,
+    #[serde(default)]
+    pub domain: Option<String>,
+    /// Interface MTU handed out (option 26); default: not sent.
+    #[serde(default)]
+    pub mtu: Option<u16>,
+    #[serde(default, rename = "static")]
+    pub static_leases: Vec<StaticLease>,
+}
+
+#[derive(Deserialize, Debug, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct PoolRange {
+    pub start: String,
+    pub end: String,
+}
+
+#[derive(Deserialize, Debug, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct StaticLease {
+    pub mac: String,
+    pub address: String,
+    #[serde(default)]
+    pub hostname: Option<String>,
 }
 
 #[derive(Deserialize, Debug, Clone)]

@@ -4,6 +4,7 @@ mod agent;
 mod cidr;
 mod config;
 mod desired;
+mod dhcp;
 mod diff;
 mod firewall;
 mod kernel;

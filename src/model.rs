@@ -10,6 +10,9 @@ use std::fmt;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 
+mod dhcp;
+pub use dhcp::{DhcpServer, StaticLease};
+
 /// The routing table of the first portal when none is configured; later
 /// portals take the next free numbers (in name order). 51820 follows wg-quick.
 pub const FIRST_TABLE: u32 = 51820;
@@ -49,6 +52,7 @@ pub struct Lan {
     pub address: Cidr,
     pub route: LanRoute,
     pub kill_switch: bool,
+    pub dhcp: Option<DhcpServer>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -153,7 +157,7 @@ pub fn validate(cfg: &Config) -> Result<Model, Vec<ConfigError>> {
     }
     let wan = validate_wan(&cfg.wan, &mut e);
     let portals = validate_portals(cfg, &mut e);
-    let lans = validate_lans(cfg, &portals, &mut e);
+    let lans = validate_lans(cfg, wan.as_ref(), &portals, &mut e);
     check_interfaces(cfg, &mut e);
     check_overlaps(wan.as_ref(), &lans, &portals, &mut e);
     check_allowed_ips_across_portals(&portals, &mut e);
@@ -388,7 +392,11 @@ fn validate_peers(at: &str, peers: &[config::Peer], e: &mut Errors) -> Vec<Peer>
     out
 }
 
-fn validate_lans(cfg: &Config, portals: &[Portal], e: &mut Errors) -> Vec<Lan> {
+fn validate_lans(cfg: &Config, wan: Option<&Wan>, portals: &[Portal], e: &mut Errors) -> Vec<Lan> {
+    let wan_dns: &[IpAddr] = match wan.map(|w| &w.mode) {
+        Some(WanMode::Static { dns, .. }) => dns,
+        _ => &[],
+    };
     let mut lans = Vec::new();
     for (name, l) in &cfg.lans {
         let at = format!("lans.{name}");
@@ -435,12 +443,17 @@ fn validate_lans(cfg: &Config, portals: &[Portal], e: &mut Errors) -> Vec<Lan> {
             LanRoute::Portal(l.via.clone())
         };
         if let Some(address) = address {
+            let dhcp = l
+                .dhcp
+                .as_ref()
+                .and_then(|d| dhcp::validate(&format!("{at}.dhcp"), d, address, wan_dns, e));
             lans.push(Lan {
                 name: name.clone(),
                 interface: l.interface.clone(),
                 address,
                 route,
                 kill_switch: l.kill_switch,
+                dhcp,
             });
         }
     }
