@@ -3,6 +3,7 @@
 //! on SIGHUP or a changed config file, and every `interval`.
 
 use crate::desired::{desired, Inputs};
+use crate::dhcp::service::Servers;
 use crate::diff::{diff, teardown};
 use crate::kernel::{Kernel, Report};
 use crate::load::{load, resolve_endpoints};
@@ -76,6 +77,7 @@ pub async fn run(
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let mut last_pass = Instant::now() - opts.interval;
     let mut reason = "start";
+    let mut dhcp = Servers::default();
     log::info(&format!(
         "agent started: {} LAN(s), {} portal(s), config {}",
         m.lans.len(),
@@ -99,6 +101,8 @@ pub async fn run(
                 }
                 Err(e) => log::error(&format!("pass ({reason}): {e}")),
             }
+            // Servers follow the config; a stopped one is restarted here.
+            dhcp.sync(&m, &opts.state_dir);
             last_pass = Instant::now();
             reason = "";
         }
@@ -139,6 +143,7 @@ pub async fn run(
             }
         }
     }
+    dhcp.stop_all();
     log::info("agent stopping; the applied state stays in place (use `portal down` to remove it)");
     Ok(())
 }

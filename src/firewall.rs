@@ -116,6 +116,16 @@ fn input(m: &Model) -> Vec<String> {
             ports.join(", ")
         ));
     }
+    if let Some(dhcp) = set_of(
+        m.lans
+            .iter()
+            .filter(|l| l.dhcp.is_some())
+            .map(|l| l.interface.as_str()),
+    ) {
+        r.push(format!(
+            "iifname {dhcp} udp dport 67 accept comment \"dhcp server\""
+        ));
+    }
     if let Some(lans) = &lans {
         r.push(format!("iifname {lans} icmp type echo-request accept"));
         r.push(format!("iifname {lans} icmpv6 type echo-request accept"));

@@ -32,6 +32,8 @@ commands:
   keygen FILE       write a new WireGuard private key to FILE (mode 0600)
                     and print its public key
   pubkey FILE       print the public key of a private key file
+  leases CONFIG     print the DHCP leases on record for each LAN
+                    (--json for machine-readable output)
 
 options:
   --state-dir DIR   persistent state (default /var/lib/portal)
@@ -45,6 +47,7 @@ struct Args {
     state_dir: PathBuf,
     run_dir: PathBuf,
     interval: Duration,
+    json: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -55,6 +58,7 @@ fn parse_args() -> Result<Args, String> {
         state_dir: PathBuf::from("/var/lib/portal"),
         run_dir: PathBuf::from("/run/portal"),
         interval: Duration::from_secs(30),
+        json: false,
     };
     while let Some(a) = it.next() {
         let mut value = |name: &str| it.next().ok_or_else(|| format!("{name} needs a value"));
@@ -68,6 +72,7 @@ fn parse_args() -> Result<Args, String> {
                     .map_err(|_| format!("--interval: `{v}` is not a number of seconds"))?;
                 args.interval = Duration::from_secs(secs.max(1));
             }
+            "--json" => args.json = true,
             "-h" | "--help" => return Err(String::new()),
             _ if a.starts_with('-') => return Err(format!("unknown option {a}")),
             _ if args.command.is_empty() => args.command = a,
@@ -101,6 +106,7 @@ fn main() -> ExitCode {
         "check" => check(&target),
         "plan" => plan(&target),
         "apply" | "agent" | "down" => runtime(&args, &target),
+        "leases" => leases(&args, &target),
         "keygen" => match keys::generate(&target) {
             Ok(public) => {
                 println!("{public}");
@@ -141,6 +147,45 @@ fn load_or_report(path: &Path) -> Result<(model::Model, desired::Inputs), ExitCo
         }
         ExitCode::from(2)
     })
+}
+
+fn leases(args: &Args, path: &Path) -> ExitCode {
+    let m = match load_or_report(path) {
+        Ok((m, _)) => m,
+        Err(code) => return code,
+    };
+    let all = dhcp::leases(&m, &args.state_dir);
+    if args.json {
+        let map: std::collections::BTreeMap<_, _> = all.into_iter().collect();
+        match serde_json::to_string_pretty(&map) {
+            Ok(t) => println!("{t}"),
+            Err(e) => return fail(&e.to_string()),
+        }
+        return ExitCode::SUCCESS;
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    for (lan, list) in all {
+        println!("lan {lan}: {} lease(s)", list.len());
+        for l in list {
+            let left = if l.expires > now {
+                format!("{} s left", l.expires - now)
+            } else {
+                "expired".to_string()
+            };
+            println!(
+                "  {:<15} {}  {:<9} {:<14} {}",
+                l.address,
+                l.mac,
+                format!("{:?}", l.state).to_lowercase(),
+                left,
+                l.hostname.as_deref().unwrap_or("-")
+            );
+        }
+    }
+    ExitCode::SUCCESS
 }
 
 fn check(path: &Path) -> ExitCode {

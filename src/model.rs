@@ -10,8 +10,8 @@ use std::fmt;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 
-mod dhcp;
-pub use dhcp::{DhcpServer, StaticLease};
+pub mod dhcp;
+pub use dhcp::DhcpServer;
 
 /// The routing table of the first portal when none is configured; later
 /// portals take the next free numbers (in name order). 51820 follows wg-quick.

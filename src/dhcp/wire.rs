@@ -1,7 +1,7 @@
 //! Bytes <-> messages, with the checks dhcproto leaves to its caller: a
 //! packet that is not a well-formed BOOTREQUEST never reaches the handler.
 
-use dhcproto::v4::{Message, MessageType, Opcode};
+use dhcproto::v4::{Message, MessageType};
 use dhcproto::{Decodable, Decoder, Encodable, Encoder};
 
 const MAGIC: [u8; 4] = [99, 130, 83, 99];
@@ -17,20 +17,6 @@ pub enum Drop {
     BadHardware,
     Undecodable,
     NoMessageType,
-}
-
-impl Drop {
-    pub fn reason(self) -> &'static str {
-        match self {
-            Drop::Short => "shorter than a DHCP header",
-            Drop::BadMagic => "bad magic cookie",
-            Drop::NotRequest => "not a BOOTREQUEST",
-            Drop::NotReply => "not a BOOTREPLY",
-            Drop::BadHardware => "hardware address is not Ethernet",
-            Drop::Undecodable => "undecodable",
-            Drop::NoMessageType => "no DHCP message type",
-        }
-    }
 }
 
 fn parse(bytes: &[u8], op: u8) -> Result<Message, Drop> {
@@ -63,11 +49,6 @@ pub fn parse_request(bytes: &[u8]) -> Result<Message, Drop> {
     parse(bytes, 1)
 }
 
-/// A reply from a server to a client.
-pub fn parse_reply(bytes: &[u8]) -> Result<Message, Drop> {
-    parse(bytes, 2)
-}
-
 pub fn encode(msg: &Message) -> Vec<u8> {
     let mut buf = Vec::with_capacity(320);
     // Encoding into a Vec cannot fail for a message we built.
@@ -81,10 +62,6 @@ pub fn encode(msg: &Message) -> Vec<u8> {
 
 pub fn message_type(msg: &Message) -> MessageType {
     msg.opts().msg_type().unwrap_or(MessageType::Unknown(0))
-}
-
-pub fn is_request(msg: &Message) -> bool {
-    msg.opcode() == Opcode::BootRequest
 }
 
 /// The client's hardware address (validated to 6 bytes by `parse`).

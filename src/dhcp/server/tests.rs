@@ -1,6 +1,6 @@
 use super::*;
 use crate::dhcp::wire::{encode, parse_request};
-use crate::model::StaticLease;
+use crate::model::dhcp::StaticLease;
 use dhcproto::v4::Flags;
 
 const NOW: u64 = 1_700_000_000;

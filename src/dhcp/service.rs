@@ -1,0 +1,317 @@
+//! The LAN DHCP servers as running things: one thread per LAN, each with a
+//! UDP socket bound to its interface. The socket layer only moves bytes;
+//! every decision is `server::handle`'s.
+
+use super::lease::LeaseTable;
+use super::ratelimit::RateLimit;
+use super::server::{handle, Dest};
+use super::store::LeaseStore;
+use super::wire::{encode, mac, parse_request};
+use crate::log;
+use crate::model::{DhcpServer, Model};
+use dhcproto::v4::Message;
+use nix::sys::socket::{self, setsockopt, sockopt, AddressFamily, MsgFlags, SockFlag, SockType};
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// Requests handled per fsync at most: bounds the delay of the first reply.
+const BATCH: usize = 64;
+const SERVER_PORT: u16 = 67;
+const CLIENT_PORT: u16 = 68;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Spec {
+    lan: String,
+    interface: String,
+    cfg: DhcpServer,
+    dir: PathBuf,
+}
+
+struct Running {
+    spec: Spec,
+    stop: Arc<AtomicBool>,
+    thread: JoinHandle<()>,
+}
+
+/// The set of running servers, kept equal to the model by `sync`.
+#[derive(Default)]
+pub struct Servers {
+    running: BTreeMap<String, Running>,
+}
+
+impl Servers {
+    pub fn sync(&mut self, m: &Model, dir: &Path) {
+        let wanted: BTreeMap<String, Spec> = m
+            .lans
+            .iter()
+            .filter_map(|l| {
+                let cfg = l.dhcp.clone()?;
+                let spec = Spec {
+                    lan: l.name.clone(),
+                    interface: l.interface.clone(),
+                    cfg,
+                    dir: dir.to_path_buf(),
+                };
+                Some((l.name.clone(), spec))
+            })
+            .collect();
+        let stale: Vec<String> = self
+            .running
+            .iter()
+            .filter(|(name, r)| wanted.get(*name) != Some(&r.spec) || r.thread.is_finished())
+            .map(|(name, _)| name.clone())
+            .collect();
+        for name in stale {
+            if let Some(r) = self.running.remove(&name) {
+                stop(r);
+            }
+        }
+        for (name, spec) in wanted {
+            self.running.entry(name).or_insert_with(|| start(spec));
+        }
+    }
+
+    pub fn stop_all(&mut self) {
+        for (_, r) in std::mem::take(&mut self.running) {
+            stop(r);
+        }
+    }
+}
+
+fn start(spec: Spec) -> Running {
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    let s = spec.clone();
+    let thread = std::thread::spawn(move || supervise(&s, &flag));
+    Running { spec, stop, thread }
+}
+
+fn stop(r: Running) {
+    r.stop.store(true, Ordering::Relaxed);
+    let _ = r.thread.join();
+}
+
+/// Runs the server, restarting it with backoff when it fails (interface
+/// missing, disk error), until told to stop.
+fn supervise(spec: &Spec, stop: &AtomicBool) {
+    let mut backoff = Duration::from_secs(1);
+    while !stop.load(Ordering::Relaxed) {
+        let started = Instant::now();
+        match serve(spec, stop) {
+            Ok(()) => return,
+            Err(e) => {
+                if started.elapsed() > Duration::from_secs(60) {
+                    backoff = Duration::from_secs(1);
+                }
+                log::error(&format!(
+                    "dhcp {}: {e}; retrying in {} s",
+                    spec.lan,
+                    backoff.as_secs()
+                ));
+                let until = Instant::now() + backoff;
+                while Instant::now() < until && !stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(30));
+            }
+        }
+    }
+}
+
+fn bind(interface: &str) -> Result<UdpSocket, String> {
+    let err = |what: &str, e: nix::Error| format!("{interface}: {what}: {e}");
+    let fd = socket::socket(
+        AddressFamily::Inet,
+        SockType::Datagram,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .map_err(|e| err("socket", e))?;
+    // One server per LAN on port 67: each socket sees only its interface.
+    setsockopt(&fd, sockopt::ReuseAddr, &true).map_err(|e| err("SO_REUSEADDR", e))?;
+    setsockopt(&fd, sockopt::BindToDevice, &OsString::from(interface))
+        .map_err(|e| err("SO_BINDTODEVICE", e))?;
+    setsockopt(&fd, sockopt::Broadcast, &true).map_err(|e| err("SO_BROADCAST", e))?;
+    let any = socket::SockaddrIn::new(0, 0, 0, 0, SERVER_PORT);
+    socket::bind(fd.as_raw_fd(), &any).map_err(|e| err("bind port 67", e))?;
+    let sock = UdpSocket::from(fd);
+    sock.set_read_timeout(Some(Duration::from_secs(1)))
+        .map_err(|e| format!("{interface}: {e}"))?;
+    Ok(sock)
+}
+
+fn now() -> (u64, u64) {
+    let d = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    (d.as_secs(), d.as_millis() as u64)
+}
+
+fn serve(spec: &Spec, stop: &AtomicBool) -> Result<(), String> {
+    let (mut store, mut table) = LeaseStore::open(&spec.dir, &spec.lan, spec.cfg.pool_start)?;
+    let sock = bind(&spec.interface)?;
+    log::info(&format!(
+        "dhcp {}: serving on {} ({}..{}, {} lease(s) on record)",
+        spec.lan,
+        spec.interface,
+        spec.cfg.pool_start,
+        spec.cfg.pool_end,
+        table.len()
+    ));
+    let mut limit = RateLimit::default();
+    let mut buf = [0u8; 1500];
+    let mut replies: Vec<(Message, Dest, bool)> = Vec::with_capacity(BATCH);
+    while !stop.load(Ordering::Relaxed) {
+        let n = match sock.recv(&mut buf) {
+            Ok(n) => n,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                continue
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(format!("{}: receive: {e}", spec.interface)),
+        };
+        let (secs, ms) = now();
+        take(
+            spec,
+            &mut table,
+            &mut store,
+            &mut limit,
+            &buf[..n],
+            secs,
+            ms,
+            &mut replies,
+        );
+        // Drain what else is queued, so one fsync covers the batch.
+        while replies.len() < BATCH {
+            match socket::recv(sock.as_raw_fd(), &mut buf, MsgFlags::MSG_DONTWAIT) {
+                Ok(n) => take(
+                    spec,
+                    &mut table,
+                    &mut store,
+                    &mut limit,
+                    &buf[..n],
+                    secs,
+                    ms,
+                    &mut replies,
+                ),
+                Err(_) => break,
+            }
+        }
+        let durable = store.commit(&table);
+        if let Err(e) = &durable {
+            log::error(&format!(
+                "dhcp {}: leases not saved, ACKs held back: {e}",
+                spec.lan
+            ));
+        }
+        for (msg, dest, needs_disk) in replies.drain(..) {
+            if needs_disk && durable.is_err() {
+                continue;
+            }
+            if let Err(e) = send(&sock, &spec.interface, &msg, dest) {
+                log::warn(&format!("dhcp {}: reply to {dest:?}: {e}", spec.lan));
+            }
+        }
+    }
+    log::info(&format!("dhcp {}: stopped", spec.lan));
+    Ok(())
+}
+
+/// One datagram: parse, rate-limit, decide, apply, queue the reply.
+#[allow(clippy::too_many_arguments)]
+fn take(
+    spec: &Spec,
+    table: &mut LeaseTable,
+    store: &mut LeaseStore,
+    limit: &mut RateLimit,
+    bytes: &[u8],
+    secs: u64,
+    ms: u64,
+    replies: &mut Vec<(Message, Dest, bool)>,
+) {
+    let Ok(req) = parse_request(bytes) else {
+        return;
+    };
+    if !limit.allow(mac(&req), ms) {
+        return;
+    }
+    let out = handle(&spec.cfg, table, &req, secs);
+    if let Some(line) = &out.log {
+        log::info(&format!("dhcp {}: {line}", spec.lan));
+    }
+    let needs_disk = out.changes.iter().any(|c| c.durable());
+    store.record(&out.changes);
+    for c in out.changes {
+        table.apply(c);
+    }
+    if let Some((msg, dest)) = out.reply {
+        replies.push((msg, dest, needs_disk));
+    }
+}
+
+fn send(sock: &UdpSocket, interface: &str, msg: &Message, dest: Dest) -> Result<(), String> {
+    let bytes = encode(msg);
+    let to = match dest {
+        Dest::Broadcast => SocketAddrV4::new(Ipv4Addr::BROADCAST, CLIENT_PORT),
+        Dest::Client(ip) => SocketAddrV4::new(ip, CLIENT_PORT),
+        Dest::Relay(ip) => SocketAddrV4::new(ip, SERVER_PORT),
+        Dest::Hardware(ip, mac) => {
+            // The client cannot answer ARP before it has the address: tell
+            // the kernel its MAC, as dnsmasq does, or fall back to broadcast.
+            match set_neighbour(sock, interface, ip, mac) {
+                Ok(()) => SocketAddrV4::new(ip, CLIENT_PORT),
+                Err(_) => SocketAddrV4::new(Ipv4Addr::BROADCAST, CLIENT_PORT),
+            }
+        }
+    };
+    sock.send_to(&bytes, to)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+fn set_neighbour(
+    sock: &UdpSocket,
+    interface: &str,
+    ip: Ipv4Addr,
+    mac: [u8; 6],
+) -> Result<(), String> {
+    // SAFETY: arpreq is plain old data; all-zero is a valid value.
+    let mut req: libc::arpreq = unsafe { std::mem::zeroed() };
+    let pa = libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: 0,
+        sin_addr: libc::in_addr {
+            s_addr: u32::from(ip).to_be(),
+        },
+        sin_zero: [0; 8],
+    };
+    // SAFETY: sockaddr_in fits in sockaddr (both 16 bytes).
+    req.arp_pa = unsafe { std::mem::transmute::<libc::sockaddr_in, libc::sockaddr>(pa) };
+    req.arp_ha.sa_family = libc::ARPHRD_ETHER;
+    for (d, s) in req.arp_ha.sa_data.iter_mut().zip(mac) {
+        *d = s as libc::c_char;
+    }
+    req.arp_flags = libc::ATF_COM;
+    for (d, s) in req.arp_dev.iter_mut().zip(interface.bytes().take(15)) {
+        *d = s as libc::c_char;
+    }
+    // SAFETY: a valid socket and a fully initialised arpreq.
+    let rc = unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSARP as _, &req) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error().to_string())
+    }
+}
