@@ -113,6 +113,10 @@ impl LeaseTable {
         self.by_addr.len()
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.by_addr.is_empty()
+    }
+
     /// The lowest address in `start..=end` with no entry that `skip` does
     /// not exclude.
     pub fn first_unused(
