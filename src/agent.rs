@@ -4,11 +4,12 @@
 
 use crate::desired::{desired, Inputs};
 use crate::dhcp::service::Servers;
+use crate::dhcp::wan::WanClient;
 use crate::diff::{diff, teardown};
 use crate::kernel::{Kernel, Report};
 use crate::load::{load, resolve_endpoints};
 use crate::log;
-use crate::model::Model;
+use crate::model::{Model, WanMode};
 use futures::StreamExt;
 use rtnetlink::MulticastGroup;
 use std::path::{Path, PathBuf};
@@ -51,6 +52,29 @@ pub async fn down(kernel: &mut Kernel) -> Result<Report, String> {
     Ok(r)
 }
 
+/// Runs the WAN DHCP client when the config asks for one, restarted if the
+/// interface or host name changed.
+fn sync_wan_client(wan: &mut Option<WanClient>, m: &Model, state_dir: &Path) {
+    let want = match &m.wan.mode {
+        WanMode::Dhcp { hostname } => Some((m.wan.interface.as_str(), hostname)),
+        WanMode::Static { .. } => None,
+    };
+    match (want, wan.as_ref()) {
+        (Some((iface, host)), Some(w)) if w.serves(iface, host) => {}
+        (Some((iface, host)), _) => {
+            if let Some(old) = wan.take() {
+                old.stop();
+            }
+            *wan = Some(WanClient::start(iface, host.clone(), state_dir));
+        }
+        (None, _) => {
+            if let Some(old) = wan.take() {
+                old.stop();
+            }
+        }
+    }
+}
+
 fn mtime(p: &Path) -> Option<SystemTime> {
     std::fs::metadata(p).and_then(|m| m.modified()).ok()
 }
@@ -78,6 +102,7 @@ pub async fn run(
     let mut last_pass = Instant::now() - opts.interval;
     let mut reason = "start";
     let mut dhcp = Servers::default();
+    let mut wan: Option<WanClient> = None;
     log::info(&format!(
         "agent started: {} LAN(s), {} portal(s), config {}",
         m.lans.len(),
@@ -85,9 +110,11 @@ pub async fn run(
         config.display()
     ));
     loop {
+        sync_wan_client(&mut wan, &m, &opts.state_dir);
         if !reason.is_empty() {
             let started = Instant::now();
             resolve_endpoints(&m, &mut inputs);
+            inputs.wan_lease = wan.as_ref().and_then(|w| w.lease());
             match pass(&mut kernel, &m, &inputs).await {
                 Ok(r) if r.applied.is_empty() && r.errors.is_empty() => {}
                 Ok(r) => {
@@ -106,7 +133,26 @@ pub async fn run(
             last_pass = Instant::now();
             reason = "";
         }
+        let mut lease_rx = wan.as_ref().map(|w| w.watch());
+        let lease_changed = async {
+            match lease_rx.as_mut() {
+                Some(rx) => {
+                    // A clone starts from the original's last-seen version:
+                    // compare against what the last pass used instead.
+                    if *rx.borrow_and_update() != inputs.wan_lease {
+                        return Some(());
+                    }
+                    rx.changed().await.ok()
+                }
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
+            Some(()) = lease_changed => {
+                if wan.as_ref().and_then(|w| w.lease()) != inputs.wan_lease {
+                    reason = "WAN lease";
+                }
+            }
             Some(_) = events.next() => {
                 // Let a burst of events (often our own writes) settle, then
                 // do one pass: it writes nothing if nothing is off.
@@ -144,6 +190,9 @@ pub async fn run(
         }
     }
     dhcp.stop_all();
+    if let Some(w) = wan.take() {
+        w.stop();
+    }
     log::info("agent stopping; the applied state stays in place (use `portal down` to remove it)");
     Ok(())
 }

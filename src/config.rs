@@ -53,11 +53,14 @@ pub struct StaticWan {
     pub dns: Vec<String>,
 }
 
-/// Reserved for the DHCP client (its own issue); parsed now so the config
-/// shape is stable.
+/// The WAN's DHCP client.
 #[derive(Deserialize, Debug, Clone, Default)]
 #[serde(deny_unknown_fields)]
-pub struct DhcpWan {}
+pub struct DhcpWan {
+    /// Host name sent to the ISP (option 12); default: the top-level `hostname`.
+    #[serde(default)]
+    pub hostname: Option<String>,
+}
 
 #[derive(Deserialize, Debug, Clone)]
 #[serde(deny_unknown_fields)]

@@ -117,6 +117,8 @@ pub struct Inputs {
     pub public_keys: BTreeMap<String, String>,
     /// (portal name, peer index) -> resolved endpoint.
     pub endpoints: BTreeMap<(String, usize), SocketAddr>,
+    /// With `wan.dhcp`: the lease the client holds; None until it has one.
+    pub wan_lease: Option<crate::dhcp::client::WanLease>,
 }
 
 pub fn desired(m: &Model, inputs: &Inputs) -> Desired {
@@ -129,20 +131,32 @@ pub fn desired(m: &Model, inputs: &Inputs) -> Desired {
         mtu: None,
         alias: None,
     });
-    if let WanMode::Static {
-        address, gateway, ..
-    } = &m.wan.mode
-    {
+    let wan = match (&m.wan.mode, &inputs.wan_lease) {
+        (
+            WanMode::Static {
+                address, gateway, ..
+            },
+            _,
+        ) => Some((*address, Some(*gateway))),
+        (WanMode::Dhcp { .. }, Some(l)) => {
+            Cidr::new(IpAddr::V4(l.address), l.prefix_len).map(|c| (c, l.gateway))
+        }
+        // No lease yet: no address, no default route; the kill switch holds.
+        (WanMode::Dhcp { .. }, None) => None,
+    };
+    if let Some((address, gateway)) = wan {
         d.addresses.push(Address {
             dev: m.wan.interface.clone(),
-            cidr: *address,
+            cidr: address,
         });
-        d.routes.push(Route {
-            table: MAIN_TABLE,
-            dst: Cidr::default_for(false),
-            kind: RouteKind::Via(IpAddr::V4(*gateway), m.wan.interface.clone()),
-            metric: 0,
-        });
+        if let Some(gateway) = gateway {
+            d.routes.push(Route {
+                table: MAIN_TABLE,
+                dst: Cidr::default_for(false),
+                kind: RouteKind::Via(IpAddr::V4(gateway), m.wan.interface.clone()),
+                metric: 0,
+            });
+        }
     }
     for l in &m.lans {
         d.links.push(Link {

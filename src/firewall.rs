@@ -15,7 +15,7 @@
 //! table inet portal`), for the status page.
 
 use crate::cidr::Cidr;
-use crate::model::{LanRoute, Model, Portal};
+use crate::model::{LanRoute, Model, Portal, WanMode};
 
 pub const DROP_COUNTERS: &[&str] = &[
     "drop_spoof",
@@ -114,6 +114,12 @@ fn input(m: &Model) -> Vec<String> {
         r.push(format!(
             "iifname \"{wan}\" udp dport {{ {} }} accept comment \"wireguard\"",
             ports.join(", ")
+        ));
+    }
+    if matches!(m.wan.mode, WanMode::Dhcp { .. }) {
+        // The ISP's server broadcasts its replies: conntrack cannot match them.
+        r.push(format!(
+            "iifname \"{wan}\" udp sport 67 udp dport 68 accept comment \"dhcp client\""
         ));
     }
     if let Some(dhcp) = set_of(

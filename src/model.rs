@@ -42,7 +42,9 @@ pub enum WanMode {
         gateway: Ipv4Addr,
         dns: Vec<IpAddr>,
     },
-    Dhcp,
+    Dhcp {
+        hostname: Option<String>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -155,7 +157,7 @@ pub fn validate(cfg: &Config) -> Result<Model, Vec<ConfigError>> {
             e.add("hostname", r);
         }
     }
-    let wan = validate_wan(&cfg.wan, &mut e);
+    let wan = validate_wan(&cfg.wan, cfg.hostname.as_ref(), &mut e);
     let portals = validate_portals(cfg, &mut e);
     let lans = validate_lans(cfg, wan.as_ref(), &portals, &mut e);
     check_interfaces(cfg, &mut e);
@@ -173,7 +175,7 @@ pub fn validate(cfg: &Config) -> Result<Model, Vec<ConfigError>> {
     }
 }
 
-fn validate_wan(w: &config::Wan, e: &mut Errors) -> Option<Wan> {
+fn validate_wan(w: &config::Wan, hostname: Option<&String>, e: &mut Errors) -> Option<Wan> {
     let mode = match (&w.static_, &w.dhcp) {
         (Some(s), None) => {
             let address = e.parse("wan.static.address", parse_host_cidr(&s.address, true));
@@ -211,12 +213,20 @@ fn validate_wan(w: &config::Wan, e: &mut Errors) -> Option<Wan> {
                 dns,
             }
         }
-        (None, Some(_)) => {
-            e.add(
-                "wan.dhcp",
-                "the WAN DHCP client is not available yet in this version; use `static`",
-            );
-            return None;
+        (None, Some(d)) => {
+            if let Some(h) = &d.hostname {
+                if check_hostname(h).is_err() {
+                    e.add(
+                        "wan.dhcp.hostname",
+                        format!("`{h}` is not a valid host name"),
+                    );
+                    return None;
+                }
+            }
+            // Option 12 defaults to the router's own name.
+            WanMode::Dhcp {
+                hostname: d.hostname.clone().or_else(|| hostname.cloned()),
+            }
         }
         (Some(_), Some(_)) => {
             e.add("wan", "give either `static` or `dhcp`, not both");

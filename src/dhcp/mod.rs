@@ -7,6 +7,7 @@ pub mod ratelimit;
 pub mod server;
 pub mod service;
 pub mod store;
+pub mod wan;
 pub mod wire;
 
 use crate::model::Model;

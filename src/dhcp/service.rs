@@ -89,7 +89,9 @@ fn start(spec: Spec) -> Running {
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
     let s = spec.clone();
-    let thread = std::thread::spawn(move || supervise(&s, &flag));
+    let thread = std::thread::spawn(move || {
+        supervise(&format!("dhcp {}", s.lan), &flag, || serve(&s, &flag))
+    });
     Running { spec, stop, thread }
 }
 
@@ -98,21 +100,21 @@ fn stop(r: Running) {
     let _ = r.thread.join();
 }
 
-/// Runs the server, restarting it with backoff when it fails (interface
-/// missing, disk error), until told to stop.
-fn supervise(spec: &Spec, stop: &AtomicBool) {
+/// Runs `body` until it returns Ok or `stop` is set, restarting it with
+/// backoff when it fails (interface missing, disk error). Each failure is
+/// logged with `label`.
+pub fn supervise(label: &str, stop: &AtomicBool, mut body: impl FnMut() -> Result<(), String>) {
     let mut backoff = Duration::from_secs(1);
     while !stop.load(Ordering::Relaxed) {
         let started = Instant::now();
-        match serve(spec, stop) {
+        match body() {
             Ok(()) => return,
             Err(e) => {
                 if started.elapsed() > Duration::from_secs(60) {
                     backoff = Duration::from_secs(1);
                 }
                 log::error(&format!(
-                    "dhcp {}: {e}; retrying in {} s",
-                    spec.lan,
+                    "{label}: {e}; retrying in {} s",
                     backoff.as_secs()
                 ));
                 let until = Instant::now() + backoff;
@@ -125,7 +127,8 @@ fn supervise(spec: &Spec, stop: &AtomicBool) {
     }
 }
 
-fn bind(interface: &str) -> Result<UdpSocket, String> {
+/// A UDP socket on `port` that sees only `interface`'s traffic.
+pub fn bind(interface: &str, port: u16) -> Result<UdpSocket, String> {
     let err = |what: &str, e: nix::Error| format!("{interface}: {what}: {e}");
     let fd = socket::socket(
         AddressFamily::Inet,
@@ -139,8 +142,8 @@ fn bind(interface: &str) -> Result<UdpSocket, String> {
     setsockopt(&fd, sockopt::BindToDevice, &OsString::from(interface))
         .map_err(|e| err("SO_BINDTODEVICE", e))?;
     setsockopt(&fd, sockopt::Broadcast, &true).map_err(|e| err("SO_BROADCAST", e))?;
-    let any = socket::SockaddrIn::new(0, 0, 0, 0, SERVER_PORT);
-    socket::bind(fd.as_raw_fd(), &any).map_err(|e| err("bind port 67", e))?;
+    let any = socket::SockaddrIn::new(0, 0, 0, 0, port);
+    socket::bind(fd.as_raw_fd(), &any).map_err(|e| err(&format!("bind port {port}"), e))?;
     let sock = UdpSocket::from(fd);
     sock.set_read_timeout(Some(Duration::from_secs(1)))
         .map_err(|e| format!("{interface}: {e}"))?;
@@ -156,7 +159,7 @@ fn now() -> (u64, u64) {
 
 fn serve(spec: &Spec, stop: &AtomicBool) -> Result<(), String> {
     let (mut store, mut table) = LeaseStore::open(&spec.dir, &spec.lan, spec.cfg.pool_start)?;
-    let sock = bind(&spec.interface)?;
+    let sock = bind(&spec.interface, SERVER_PORT)?;
     log::info(&format!(
         "dhcp {}: serving on {} ({}..{}, {} lease(s) on record)",
         spec.lan,

@@ -81,6 +81,11 @@ fn parse(bytes: &[u8], op: u8) -> Result<Message, Drop> {
     }
 }
 
+/// A reply from a server to a client.
+pub fn parse_reply(bytes: &[u8]) -> Result<Message, Drop> {
+    parse(bytes, 2)
+}
+
 /// A request from a client (or a relay agent) to a server.
 pub fn parse_request(bytes: &[u8]) -> Result<Message, Drop> {
     parse(bytes, 1)
@@ -106,6 +111,30 @@ pub fn mac(msg: &Message) -> [u8; 6] {
     let mut m = [0u8; 6];
     m.copy_from_slice(&msg.chaddr()[..6]);
     m
+}
+
+/// The UDP datagram inside an IPv4 packet as a packet socket gives it
+/// (from the IP header on): (source address, source port, destination
+/// port, payload). None for anything else, fragments included.
+pub fn udp_in_ipv4(p: &[u8]) -> Option<(std::net::Ipv4Addr, u16, u16, &[u8])> {
+    let ihl = (*p.first()? & 0x0f) as usize * 4;
+    if p[0] >> 4 != 4 || ihl < 20 || p.len() < ihl + 8 || p[9] != 17 {
+        return None;
+    }
+    let total = u16::from_be_bytes([p[2], p[3]]) as usize;
+    let frag = u16::from_be_bytes([p[6], p[7]]) & 0x3fff; // MF flag + offset
+    if frag != 0 || total < ihl + 8 || total > p.len() {
+        return None;
+    }
+    let src = std::net::Ipv4Addr::new(p[12], p[13], p[14], p[15]);
+    let udp = &p[ihl..total];
+    let sport = u16::from_be_bytes([udp[0], udp[1]]);
+    let dport = u16::from_be_bytes([udp[2], udp[3]]);
+    let len = u16::from_be_bytes([udp[4], udp[5]]) as usize;
+    if len < 8 || len > udp.len() {
+        return None;
+    }
+    Some((src, sport, dport, &udp[8..len]))
 }
 
 pub fn mac_text(mac: &[u8]) -> String {
@@ -142,6 +171,39 @@ mod tests {
         let mut b = Vec::new();
         m.encode(&mut Encoder::new(&mut b)).unwrap();
         b
+    }
+
+    #[test]
+    fn udp_is_found_in_ipv4_and_everything_else_refused() {
+        let mut p = vec![
+            0x45, 0, 0, 0, 0, 0, 0, 0, 64, 17, 0, 0, 198, 51, 100, 1, 255, 255, 255, 255,
+        ];
+        p.extend_from_slice(&[0, 67, 0, 68, 0, 11, 0, 0, b'a', b'b', b'c']);
+        let total = p.len() as u16;
+        p[2..4].copy_from_slice(&total.to_be_bytes());
+        let (src, sport, dport, payload) = udp_in_ipv4(&p).unwrap();
+        assert_eq!(
+            (src, sport, dport, payload),
+            (Ipv4Addr::new(198, 51, 100, 1), 67, 68, &b"abc"[..])
+        );
+        // Ethernet padding after the IP packet is ignored.
+        let mut padded = p.clone();
+        padded.extend_from_slice(&[0; 20]);
+        assert_eq!(udp_in_ipv4(&padded).unwrap().3, b"abc");
+        let mut tcp = p.clone();
+        tcp[9] = 6;
+        assert!(udp_in_ipv4(&tcp).is_none());
+        let mut frag = p.clone();
+        frag[6] = 0x20; // more fragments
+        assert!(udp_in_ipv4(&frag).is_none());
+        let mut long = p.clone();
+        long[25] = 200; // UDP length past the end
+        assert!(udp_in_ipv4(&long).is_none());
+        assert!(udp_in_ipv4(&p[..25]).is_none());
+        assert!(udp_in_ipv4(&[]).is_none());
+        let mut v6 = p.clone();
+        v6[0] = 0x65;
+        assert!(udp_in_ipv4(&v6).is_none());
     }
 
     #[test]

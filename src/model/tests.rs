@@ -153,9 +153,132 @@ fn wan_needs_exactly_one_mode() {
 }
 
 #[test]
-fn wan_dhcp_is_not_available_yet() {
-    let v = set(cut(base(), "wan.static"), "wan.dhcp", json!({}));
-    expect_err(v, "wan.dhcp", "not available yet");
+fn wan_dhcp_sends_the_router_hostname_unless_given_one() {
+    let v = set(
+        set(cut(base(), "wan.static"), "wan.dhcp", json!({})),
+        "hostname",
+        json!("nyc"),
+    );
+    assert_eq!(
+        valid(v.clone()).wan.mode,
+        WanMode::Dhcp {
+            hostname: Some("nyc".into())
+        }
+    );
+    let v = set(v, "wan.dhcp", json!({"hostname": "box"}));
+    assert_eq!(
+        valid(v.clone()).wan.mode,
+        WanMode::Dhcp {
+            hostname: Some("box".into())
+        }
+    );
+    expect_err(
+        set(v, "wan.dhcp", json!({"hostname": "no spaces"})),
+        "wan.dhcp.hostname",
+        "not a valid host name",
+    );
+}
+
+fn with_dhcp(d: Value) -> Value {
+    set(base(), "lans.home.dhcp", d)
+}
+
+#[test]
+fn lan_dhcp_defaults_to_the_whole_prefix_and_the_wans_dns() {
+    let m = valid(with_dhcp(json!({})));
+    let home = m.lans.iter().find(|l| l.name == "home").unwrap();
+    let d = home.dhcp.as_ref().unwrap();
+    assert_eq!(
+        d.router,
+        "192.168.10.1".parse::<std::net::Ipv4Addr>().unwrap()
+    );
+    assert_eq!(
+        (d.pool_start.to_string(), d.pool_end.to_string()),
+        ("192.168.10.1".into(), "192.168.10.254".into())
+    );
+    assert!(d.assignable("192.168.10.2".parse().unwrap()));
+    assert!(
+        !d.assignable(d.router),
+        "the router's own address is never handed out"
+    );
+    assert_eq!(d.lease_time, 12 * 3600);
+}
+
+#[test]
+fn lan_dhcp_errors_name_the_field() {
+    expect_err(
+        with_dhcp(json!({"pool": {"start": "192.168.11.5", "end": "192.168.10.9"}})),
+        "lans.home.dhcp.pool.start",
+        "not a client address",
+    );
+    expect_err(
+        with_dhcp(json!({"pool": {"start": "192.168.10.90", "end": "192.168.10.9"}})),
+        "lans.home.dhcp.pool",
+        "after end",
+    );
+    expect_err(
+        with_dhcp(json!({"pool": {"start": "192.168.10.9", "end": "192.168.10.255"}})),
+        "lans.home.dhcp.pool.end",
+        "not a client address",
+    );
+    expect_err(
+        with_dhcp(json!({"lease_time": 5})),
+        "lans.home.dhcp.lease_time",
+        "outside",
+    );
+    expect_err(
+        with_dhcp(json!({"dns": ["9.9.9.9", "x"]})),
+        "lans.home.dhcp.dns[1]",
+        "not an IPv4 address",
+    );
+    expect_err(
+        with_dhcp(json!({"domain": "bad domain"})),
+        "lans.home.dhcp.domain",
+        "not a valid domain",
+    );
+    expect_err(
+        with_dhcp(json!({"mtu": 100})),
+        "lans.home.dhcp.mtu",
+        "outside",
+    );
+    expect_err(
+        with_dhcp(json!({"static": [{"mac": "02:00:00:00:00", "address": "192.168.10.5"}]})),
+        "lans.home.dhcp.static[0].mac",
+        "not a MAC",
+    );
+    expect_err(
+        with_dhcp(json!({"static": [{"mac": "01:00:5e:00:00:01", "address": "192.168.10.5"}]})),
+        "lans.home.dhcp.static[0].mac",
+        "multicast",
+    );
+    expect_err(
+        with_dhcp(json!({"static": [{"mac": "02:00:00:00:00:01", "address": "192.168.10.1"}]})),
+        "lans.home.dhcp.static[0].address",
+        "not a client address",
+    );
+    expect_err(
+        with_dhcp(json!({"static": [
+            {"mac": "02:00:00:00:00:01", "address": "192.168.10.5"},
+            {"mac": "02:00:00:00:00:01", "address": "192.168.10.6"}]})),
+        "lans.home.dhcp.static[1].mac",
+        "already given in lans.home.dhcp.static[0]",
+    );
+    expect_err(
+        with_dhcp(
+            json!({"static": [{"mac": "02:00:00:00:00:01", "address": "192.168.10.5", "hostname": "a.b"}]}),
+        ),
+        "lans.home.dhcp.static[0].hostname",
+        "one label",
+    );
+    expect_err(
+        set(
+            with_dhcp(json!({})),
+            "lans.home.address",
+            json!("192.168.10.1/31"),
+        ),
+        "lans.home.dhcp",
+        "no room",
+    );
 }
 
 #[test]
@@ -772,6 +895,7 @@ fn check_golden(config: &str, public_keys: &[(&str, &str)], golden: &str, golden
             .map(|(p, k)| (p.to_string(), k.to_string()))
             .collect(),
         endpoints: BTreeMap::new(),
+        wan_lease: None,
     };
     let plan = crate::plan_text(&m, &inputs, None);
     let path = format!("{}/tests/golden/{golden_file}", env!("CARGO_MANIFEST_DIR"));

@@ -87,7 +87,7 @@ fn configured(actions: &[Action]) -> Option<WanLease> {
 }
 
 fn deconfigured(actions: &[Action]) -> bool {
-    actions.iter().any(|a| *a == Action::Deconfigure)
+    actions.contains(&Action::Deconfigure)
 }
 
 fn sends(actions: &[Action]) -> Vec<(MessageType, bool)> {
