@@ -79,3 +79,52 @@ mod tests {
         assert!(r.buckets.len() <= MAX_CLIENTS);
     }
 }
+
+/// Log lines per second before the rest are only counted: a flood of
+/// clients must not turn into a flood of log lines.
+pub const LOG_LINES_PER_SECOND: u32 = 20;
+
+#[derive(Debug, Default)]
+pub struct LogBudget {
+    second: u64,
+    used: u32,
+    suppressed: u64,
+}
+
+impl LogBudget {
+    /// Whether a line may be logged at `now_ms`. When a new second begins,
+    /// also returns how many lines the previous ones held back.
+    pub fn allow(&mut self, now_ms: u64) -> (bool, Option<u64>) {
+        let second = now_ms / 1000;
+        let mut held = None;
+        if second != self.second {
+            self.second = second;
+            self.used = 0;
+            held = Some(std::mem::take(&mut self.suppressed)).filter(|n| *n > 0);
+        }
+        if self.used < LOG_LINES_PER_SECOND {
+            self.used += 1;
+            (true, held)
+        } else {
+            self.suppressed += 1;
+            (false, held)
+        }
+    }
+}
+
+#[cfg(test)]
+mod log_tests {
+    use super::*;
+
+    #[test]
+    fn log_lines_beyond_the_budget_are_counted_and_reported_once() {
+        let mut b = LogBudget::default();
+        let allowed = (0..100).filter(|_| b.allow(5_000).0).count();
+        assert_eq!(allowed, LOG_LINES_PER_SECOND as usize);
+        assert_eq!(
+            b.allow(6_000),
+            (true, Some(100 - LOG_LINES_PER_SECOND as u64))
+        );
+        assert_eq!(b.allow(6_001), (true, None));
+    }
+}

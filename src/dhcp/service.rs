@@ -3,7 +3,7 @@
 //! every decision is `server::handle`'s.
 
 use super::lease::LeaseTable;
-use super::ratelimit::RateLimit;
+use super::ratelimit::{LogBudget, RateLimit};
 use super::server::{handle, Dest};
 use super::store::LeaseStore;
 use super::wire::{encode, mac, parse_request};
@@ -157,8 +157,19 @@ fn now() -> (u64, u64) {
     (d.as_secs(), d.as_millis() as u64)
 }
 
+/// One LAN's server state between datagrams.
+struct Serving<'a> {
+    spec: &'a Spec,
+    table: LeaseTable,
+    store: LeaseStore,
+    limit: RateLimit,
+    budget: LogBudget,
+    /// Replies of the current batch; the flag: it waits for the fsync.
+    replies: Vec<(Message, Dest, bool)>,
+}
+
 fn serve(spec: &Spec, stop: &AtomicBool) -> Result<(), String> {
-    let (mut store, mut table) = LeaseStore::open(&spec.dir, &spec.lan, spec.cfg.pool_start)?;
+    let (store, table) = LeaseStore::open(&spec.dir, &spec.lan, spec.cfg.pool_start)?;
     let sock = bind(&spec.interface, SERVER_PORT)?;
     log::info(&format!(
         "dhcp {}: serving on {} ({}..{}, {} lease(s) on record)",
@@ -168,58 +179,47 @@ fn serve(spec: &Spec, stop: &AtomicBool) -> Result<(), String> {
         spec.cfg.pool_end,
         table.len()
     ));
-    let mut limit = RateLimit::default();
+    let mut s = Serving {
+        spec,
+        table,
+        store,
+        limit: RateLimit::default(),
+        budget: LogBudget::default(),
+        replies: Vec::with_capacity(BATCH),
+    };
     let mut buf = [0u8; 1500];
-    let mut replies: Vec<(Message, Dest, bool)> = Vec::with_capacity(BATCH);
     while !stop.load(Ordering::Relaxed) {
         let n = match sock.recv(&mut buf) {
             Ok(n) => n,
             Err(e)
                 if matches!(
                     e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    std::io::ErrorKind::WouldBlock
+                        | std::io::ErrorKind::TimedOut
+                        | std::io::ErrorKind::Interrupted
                 ) =>
             {
                 continue
             }
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(format!("{}: receive: {e}", spec.interface)),
         };
         let (secs, ms) = now();
-        take(
-            spec,
-            &mut table,
-            &mut store,
-            &mut limit,
-            &buf[..n],
-            secs,
-            ms,
-            &mut replies,
-        );
+        s.take(&buf[..n], secs, ms);
         // Drain what else is queued, so one fsync covers the batch.
-        while replies.len() < BATCH {
+        while s.replies.len() < BATCH {
             match socket::recv(sock.as_raw_fd(), &mut buf, MsgFlags::MSG_DONTWAIT) {
-                Ok(n) => take(
-                    spec,
-                    &mut table,
-                    &mut store,
-                    &mut limit,
-                    &buf[..n],
-                    secs,
-                    ms,
-                    &mut replies,
-                ),
+                Ok(n) => s.take(&buf[..n], secs, ms),
                 Err(_) => break,
             }
         }
-        let durable = store.commit(&table);
+        let durable = s.store.commit(&s.table);
         if let Err(e) = &durable {
             log::error(&format!(
                 "dhcp {}: leases not saved, ACKs held back: {e}",
                 spec.lan
             ));
         }
-        for (msg, dest, needs_disk) in replies.drain(..) {
+        for (msg, dest, needs_disk) in s.replies.drain(..) {
             if needs_disk && durable.is_err() {
                 continue;
             }
@@ -232,35 +232,34 @@ fn serve(spec: &Spec, stop: &AtomicBool) -> Result<(), String> {
     Ok(())
 }
 
-/// One datagram: parse, rate-limit, decide, apply, queue the reply.
-#[allow(clippy::too_many_arguments)]
-fn take(
-    spec: &Spec,
-    table: &mut LeaseTable,
-    store: &mut LeaseStore,
-    limit: &mut RateLimit,
-    bytes: &[u8],
-    secs: u64,
-    ms: u64,
-    replies: &mut Vec<(Message, Dest, bool)>,
-) {
-    let Ok(req) = parse_request(bytes) else {
-        return;
-    };
-    if !limit.allow(mac(&req), ms) {
-        return;
-    }
-    let out = handle(&spec.cfg, table, &req, secs);
-    if let Some(line) = &out.log {
-        log::info(&format!("dhcp {}: {line}", spec.lan));
-    }
-    let needs_disk = out.changes.iter().any(|c| c.durable());
-    store.record(&out.changes);
-    for c in out.changes {
-        table.apply(c);
-    }
-    if let Some((msg, dest)) = out.reply {
-        replies.push((msg, dest, needs_disk));
+impl Serving<'_> {
+    /// One datagram: parse, rate-limit, decide, apply, queue the reply.
+    fn take(&mut self, bytes: &[u8], secs: u64, ms: u64) {
+        let Ok(req) = parse_request(bytes) else {
+            return;
+        };
+        if !self.limit.allow(mac(&req), ms) {
+            return;
+        }
+        let out = handle(&self.spec.cfg, &self.table, &req, secs);
+        if let Some(line) = &out.log {
+            let lan = &self.spec.lan;
+            let (now_ok, held) = self.budget.allow(ms);
+            if let Some(n) = held {
+                log::info(&format!("dhcp {lan}: ({n} more events not logged)"));
+            }
+            if now_ok {
+                log::info(&format!("dhcp {lan}: {line}"));
+            }
+        }
+        let needs_disk = out.changes.iter().any(|c| c.durable());
+        self.store.record(&out.changes);
+        for c in out.changes {
+            self.table.apply(c);
+        }
+        if let Some((msg, dest)) = out.reply {
+            self.replies.push((msg, dest, needs_disk));
+        }
     }
 }
 

@@ -127,3 +127,102 @@ impl LeaseStore {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dhcp::lease::LeaseState;
+
+    fn lease(last: u8, state: LeaseState) -> Lease {
+        Lease {
+            address: Ipv4Addr::new(192, 168, 10, last),
+            client: format!("02:00:00:00:00:{last:02x}"),
+            mac: format!("02:00:00:00:00:{last:02x}"),
+            hostname: None,
+            expires: 1_700_000_000 + last as u64,
+            state,
+        }
+    }
+
+    fn tempdir(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("portal-store-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&d);
+        d
+    }
+
+    const START: Ipv4Addr = Ipv4Addr::new(192, 168, 10, 100);
+
+    #[test]
+    fn committed_changes_survive_a_restart_and_offers_do_not() {
+        let dir = tempdir("restart");
+        let (mut store, mut table) = LeaseStore::open(&dir, "home", START).unwrap();
+        let changes = vec![
+            Change::Put(lease(100, LeaseState::Bound)),
+            Change::Put(lease(101, LeaseState::Offered)),
+            Change::Put(lease(102, LeaseState::Bound)),
+            Change::Remove(Ipv4Addr::new(192, 168, 10, 102)),
+            Change::Put(lease(103, LeaseState::Declined)),
+        ];
+        store.record(&changes);
+        for c in changes {
+            table.apply(c);
+        }
+        store.commit(&table).unwrap();
+        // As after SIGKILL: no shutdown step, the journal holds the batch.
+        drop(store);
+        let back = read(&dir, "home", START);
+        assert_eq!(back.durable(), table.durable());
+        assert_eq!(back.durable().len(), 2);
+        assert!(
+            back.get(Ipv4Addr::new(192, 168, 10, 101)).is_none(),
+            "offers are not written"
+        );
+        // Opening again folds the journal into the snapshot and empties it.
+        let (_s, t) = LeaseStore::open(&dir, "home", START).unwrap();
+        assert_eq!(t.durable(), table.durable());
+        assert_eq!(
+            fs::read_to_string(dir.join("leases-home.journal")).unwrap(),
+            ""
+        );
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_torn_last_journal_line_is_ignored() {
+        let dir = tempdir("torn");
+        let (mut store, mut table) = LeaseStore::open(&dir, "home", START).unwrap();
+        let c = vec![Change::Put(lease(100, LeaseState::Bound))];
+        store.record(&c);
+        table.apply(c[0].clone());
+        store.commit(&table).unwrap();
+        drop(store);
+        // A power cut in the middle of the next append.
+        let mut f = OpenOptions::new()
+            .append(true)
+            .open(dir.join("leases-home.journal"))
+            .unwrap();
+        f.write_all(b"{\"put\":{\"address\":\"192.168.10.1")
+            .unwrap();
+        let back = read(&dir, "home", START);
+        assert_eq!(back.durable(), table.durable());
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn the_journal_is_compacted_when_it_outgrows_the_table() {
+        let dir = tempdir("compact");
+        let (mut store, mut table) = LeaseStore::open(&dir, "home", START).unwrap();
+        for i in 0..(COMPACT_AFTER + 10) {
+            let mut l = lease(100, LeaseState::Bound);
+            l.expires += i as u64;
+            let c = vec![Change::Put(l)];
+            store.record(&c);
+            table.apply(c[0].clone());
+            store.commit(&table).unwrap();
+        }
+        let journal = fs::read_to_string(dir.join("leases-home.journal")).unwrap();
+        assert!(journal.lines().count() < 20, "compacted");
+        assert_eq!(read(&dir, "home", START).durable(), table.durable());
+        let _ = fs::remove_dir_all(&dir);
+    }
+}
