@@ -3,6 +3,7 @@
 //! on SIGHUP or a changed config file, and every `interval`.
 
 use crate::desired::{desired, Inputs};
+use crate::dhcp::client::WanLease;
 use crate::dhcp::service::Servers;
 use crate::dhcp::wan::WanClient;
 use crate::diff::{diff, teardown};
@@ -50,6 +51,38 @@ pub async fn down(kernel: &mut Kernel) -> Result<Report, String> {
         kernel.forget_sysctl_priors();
     }
     Ok(r)
+}
+
+/// The router's own resolver list, `RUN_DIR/resolv.conf`, from the static
+/// WAN's `dns` or the DHCP lease's; the firmware links /etc/resolv.conf to
+/// it. Written only when it changes.
+fn write_resolv_conf(run_dir: &Path, m: &Model, lease: Option<&WanLease>) {
+    let (dns, domain): (Vec<String>, Option<&String>) = match (&m.wan.mode, lease) {
+        (WanMode::Static { dns, .. }, _) => (dns.iter().map(|a| a.to_string()).collect(), None),
+        (WanMode::Dhcp { .. }, Some(l)) => (
+            l.dns.iter().map(|a| a.to_string()).collect(),
+            l.domain.as_ref(),
+        ),
+        (WanMode::Dhcp { .. }, None) => (Vec::new(), None),
+    };
+    let mut text = String::from("# written by portal from the WAN's DNS servers\n");
+    if let Some(d) = domain {
+        text.push_str(&format!("search {d}\n"));
+    }
+    for a in dns {
+        text.push_str(&format!("nameserver {a}\n"));
+    }
+    let path = run_dir.join("resolv.conf");
+    if std::fs::read_to_string(&path).ok().as_deref() == Some(text.as_str()) {
+        return;
+    }
+    let tmp = run_dir.join("resolv.conf.tmp");
+    let written = std::fs::create_dir_all(run_dir)
+        .and_then(|_| std::fs::write(&tmp, &text))
+        .and_then(|_| std::fs::rename(&tmp, &path));
+    if let Err(e) = written {
+        log::warn(&format!("cannot write {}: {e}", path.display()));
+    }
 }
 
 /// Runs the WAN DHCP client when the config asks for one, restarted if the
@@ -129,7 +162,13 @@ pub async fn run(
                 Err(e) => log::error(&format!("pass ({reason}): {e}")),
             }
             // Servers follow the config; a stopped one is restarted here.
-            dhcp.sync(&m, &opts.state_dir);
+            let wan_dns = inputs
+                .wan_lease
+                .as_ref()
+                .map(|l| l.dns.clone())
+                .unwrap_or_default();
+            dhcp.sync(&m, &opts.state_dir, &wan_dns);
+            write_resolv_conf(&opts.run_dir, &m, inputs.wan_lease.as_ref());
             last_pass = Instant::now();
             reason = "";
         }

@@ -21,6 +21,7 @@ fn server() -> DhcpServer {
         pool_end: Ipv4Addr::new(192, 168, 10, 104),
         lease_time: 3600,
         dns: vec![Ipv4Addr::new(192, 168, 10, 1)],
+        dns_from_wan: false,
         domain: Some("lan".into()),
         mtu: Some(1400),
         statics: vec![StaticLease {

@@ -8,7 +8,7 @@ use super::server::{handle, Dest};
 use super::store::LeaseStore;
 use super::wire::{encode, mac, parse_request};
 use crate::log;
-use crate::model::{DhcpServer, Model};
+use crate::model::{DhcpServer, Model, WanMode};
 use dhcproto::v4::Message;
 use nix::sys::socket::{self, setsockopt, sockopt, AddressFamily, MsgFlags, SockFlag, SockType};
 use std::collections::BTreeMap;
@@ -47,12 +47,17 @@ pub struct Servers {
 }
 
 impl Servers {
-    pub fn sync(&mut self, m: &Model, dir: &Path) {
+    /// `wan_dns`: the DNS servers of the WAN's DHCP lease, for LANs that
+    /// hand out the WAN's (a static WAN's are in the model already).
+    pub fn sync(&mut self, m: &Model, dir: &Path, wan_dns: &[Ipv4Addr]) {
         let wanted: BTreeMap<String, Spec> = m
             .lans
             .iter()
             .filter_map(|l| {
-                let cfg = l.dhcp.clone()?;
+                let mut cfg = l.dhcp.clone()?;
+                if cfg.dns_from_wan && matches!(m.wan.mode, WanMode::Dhcp { .. }) {
+                    cfg.dns = wan_dns.to_vec();
+                }
                 let spec = Spec {
                     lan: l.name.clone(),
                     interface: l.interface.clone(),

@@ -262,6 +262,7 @@ mod tests {
             pool_end: Ipv4Addr::new(192, 168, 10, 200),
             lease_time: 3600,
             dns: vec![],
+            dns_from_wan: false,
             domain: None,
             mtu: None,
             statics: vec![],

@@ -20,6 +20,9 @@ pub struct DhcpServer {
     pub pool_end: Ipv4Addr,
     pub lease_time: u32,
     pub dns: Vec<Ipv4Addr>,
+    /// `dns` was not given: hand out the WAN's DNS servers, which for a
+    /// DHCP WAN are known only once it has a lease.
+    pub dns_from_wan: bool,
     pub domain: Option<String>,
     pub mtu: Option<u16>,
     pub statics: Vec<StaticLease>,
@@ -127,6 +130,7 @@ pub(super) fn validate(
         pool_end: router,
         lease_time: d.lease_time.unwrap_or(DEFAULT_LEASE_TIME),
         dns: Vec::new(),
+        dns_from_wan: d.dns.is_none(),
         domain: None,
         mtu: d.mtu,
         statics: Vec::new(),

@@ -25,6 +25,7 @@ fn isp() -> DhcpServer {
         pool_end: Ipv4Addr::new(198, 51, 100, 150),
         lease_time: 600,
         dns: vec![Ipv4Addr::new(198, 51, 100, 53)],
+        dns_from_wan: false,
         domain: Some("isp.example".into()),
         mtu: None,
         statics: vec![],

@@ -14,6 +14,7 @@ fn cfg() -> DhcpServer {
         pool_end: Ipv4Addr::new(192, 168, 10, 102),
         lease_time: 3600,
         dns: vec![Ipv4Addr::new(9, 9, 9, 9)],
+        dns_from_wan: false,
         domain: Some("home.lan".into()),
         mtu: Some(1400),
         statics: vec![StaticLease {
