@@ -245,13 +245,7 @@ fn runtime(args: &Args, path: &Path) -> ExitCode {
         }
         // A one-shot apply runs no DHCP client: it keeps the address the
         // agent's client last leased, if unexpired, rather than remove it.
-        inputs.wan_lease = dhcp::wan::remembered(&args.state_dir).filter(|l| {
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_millis() as u64)
-                .unwrap_or(0);
-            l.expires_at() > now
-        });
+        inputs.wan_lease = dhcp::wan::remembered_valid(&args.state_dir);
         match new_kernel(m.backend) {
             Ok(mut k) => report("apply", agent::pass(&mut k, &m, &inputs).await),
             Err(e) => fail(&e),

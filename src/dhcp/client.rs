@@ -180,6 +180,17 @@ impl Client {
         }
     }
 
+    /// A client restarted while its remembered lease is still valid and
+    /// still configured on the WAN (RFC 2131 3.2 lets it keep using it until
+    /// a server says otherwise): it confirms the lease, and a NAK
+    /// deconfigures it.
+    pub fn resume(lease: WanLease) -> Client {
+        Client {
+            configured: true,
+            ..Client::new(Some(lease))
+        }
+    }
+
     /// Handles one event. `xid` is a fresh random number, used if this step
     /// begins a new transaction.
     pub fn step(&mut self, id: &Identity, ev: Event, now: u64, xid: u32) -> Vec<Action> {

@@ -42,7 +42,9 @@ pub struct WanClient {
 
 impl WanClient {
     pub fn start(interface: &str, hostname: Option<String>, state_dir: &Path) -> WanClient {
-        let (tx, rx) = watch::channel(None);
+        // A valid remembered lease stays in force while it is confirmed, so
+        // an agent restart does not take the WAN down and up again.
+        let (tx, rx) = watch::channel(remembered_valid(state_dir));
         let stop = Arc::new(AtomicBool::new(false));
         let (flag, iface, host, dir) = (
             stop.clone(),
@@ -80,6 +82,15 @@ impl WanClient {
         self.stop.store(true, Ordering::Relaxed);
         let _ = self.thread.join();
     }
+}
+
+fn unexpired(l: Option<WanLease>) -> Option<WanLease> {
+    l.filter(|l| l.expires_at() > now_ms())
+}
+
+/// The remembered lease if it has not expired: still ours to use.
+pub fn remembered_valid(state_dir: &Path) -> Option<WanLease> {
+    unexpired(remembered(state_dir))
 }
 
 fn now_ms() -> u64 {
@@ -212,7 +223,10 @@ fn run(
         .map_err(|e| format!("{interface}: {e}"))?;
     let pkt = packet_socket(interface)?;
     let lease_path = state_dir.join(LEASE_FILE);
-    let mut client = Client::new(remembered(state_dir));
+    let mut client = match remembered_valid(state_dir) {
+        Some(l) if tx.borrow().as_ref() == Some(&l) => Client::resume(l),
+        other => Client::new(other.or_else(|| remembered(state_dir))),
+    };
     let mut link = carrier(interface);
     log::info(&format!(
         "wan dhcp: client on {interface} ({}), link {}",

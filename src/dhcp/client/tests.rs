@@ -263,6 +263,24 @@ fn init_reboot_naked_on_a_new_network_discovers() {
 }
 
 #[test]
+fn a_resumed_lease_naked_on_restart_is_deconfigured() {
+    let mut net = Net::new();
+    let mut c = Client::new(None);
+    let l = configured(&net.run(&mut c, Event::Start, T0)).unwrap();
+    // The ISP renumbered while the agent was down.
+    net.cfg.pool_start = Ipv4Addr::new(198, 51, 100, 200);
+    net.cfg.pool_end = Ipv4Addr::new(198, 51, 100, 210);
+    net.table = LeaseTable::new(net.cfg.pool_start);
+    let mut c = Client::resume(l);
+    let a = net.run(&mut c, Event::Start, T0 + 5000);
+    assert!(deconfigured(&a));
+    assert_eq!(
+        configured(&a).unwrap().address,
+        Ipv4Addr::new(198, 51, 100, 200)
+    );
+}
+
+#[test]
 fn init_reboot_without_answer_keeps_the_unexpired_lease() {
     let mut net = Net::new();
     let mut c = Client::new(None);
