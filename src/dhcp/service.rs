@@ -22,7 +22,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Requests handled per fsync at most: bounds the delay of the first reply
-/// (measured: a few ms at 256) while letting one fsync cover a burst.
+/// while letting one fsync cover a burst (scripts/bench-dhcp prints the
+/// delays perfdhcp sees).
 const BATCH: usize = 256;
 /// Room for the requests that arrive during an fsync (the default buffer
 /// holds about 200 small datagrams).
