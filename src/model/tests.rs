@@ -990,3 +990,25 @@ fn automatic_tables_skip_explicit_ones() {
         vec![("paris".into(), 51821), ("tokyo".into(), 51820)]
     );
 }
+
+#[test]
+fn firewall_opens_dhcp_only_where_it_runs() {
+    let nft = |v: Value| crate::firewall::ruleset(&valid(v));
+    let none = nft(base());
+    assert!(
+        !none.contains("dport 67"),
+        "no DHCP server configured: port 67 stays closed"
+    );
+    assert!(!none.contains("dport 68"));
+    let lan = nft(set(base(), "lans.home.dhcp", json!({})));
+    assert!(
+        lan.contains("iifname { \"eth1\" } udp dport 67 accept"),
+        "{lan}"
+    );
+    let wan = nft(set(cut(base(), "wan.static"), "wan.dhcp", json!({})));
+    assert!(
+        wan.contains("iifname \"eth0\" udp sport 67 udp dport 68 accept"),
+        "{wan}"
+    );
+    assert!(!wan.contains("dport 67 accept"));
+}
