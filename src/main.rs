@@ -19,8 +19,8 @@ commands:
   keygen FILE       write a new WireGuard private key to FILE (mode 0600)
                     and print its public key
   pubkey FILE       print the public key of a private key file
-  leases CONFIG     print the DHCP leases on record for each LAN
-                    (--json for machine-readable output)
+  leases CONFIG     print the WAN's DHCP lease and the leases on record
+                    for each LAN (--json for machine-readable output)
 
 options:
   --state-dir DIR   persistent state (default /var/lib/portal)
@@ -141,10 +141,9 @@ fn leases(args: &Args, path: &Path) -> ExitCode {
         Ok((m, _)) => m,
         Err(code) => return code,
     };
-    let all = dhcp::leases(&m, &args.state_dir);
+    let status = dhcp::status(&m, &args.state_dir);
     if args.json {
-        let map: std::collections::BTreeMap<_, _> = all.into_iter().collect();
-        match serde_json::to_string_pretty(&map) {
+        match serde_json::to_string_pretty(&status) {
             Ok(t) => println!("{t}"),
             Err(e) => return fail(&e.to_string()),
         }
@@ -154,24 +153,7 @@ fn leases(args: &Args, path: &Path) -> ExitCode {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
-    for (lan, list) in all {
-        println!("lan {lan}: {} lease(s)", list.len());
-        for l in list {
-            let left = if l.expires > now {
-                format!("{} s left", l.expires - now)
-            } else {
-                "expired".to_string()
-            };
-            println!(
-                "  {:<15} {}  {:<9} {:<14} {}",
-                l.address,
-                l.mac,
-                format!("{:?}", l.state).to_lowercase(),
-                left,
-                l.hostname.as_deref().unwrap_or("-")
-            );
-        }
-    }
+    print!("{}", dhcp::render(&status, now));
     ExitCode::SUCCESS
 }
 
