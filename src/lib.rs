@@ -15,6 +15,7 @@ pub mod log;
 pub mod model;
 pub mod privileges;
 pub mod state;
+pub mod status;
 
 /// The whole setup as shell commands, in the order Portal applies them:
 /// the diff against an empty kernel.

@@ -1,0 +1,201 @@
+//! The status page: one server-rendered HTML document, no external assets,
+//! no JavaScript (a meta refresh keeps it current), readable on a phone.
+
+use super::{age, bytes, PeerState, Status};
+use std::fmt::Write;
+
+/// Seconds between automatic reloads of the page.
+pub const REFRESH_SECS: u32 = 10;
+
+/// Escapes text for HTML element content and attribute values.
+pub fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:0 auto;max-width:60em;padding:.5em;color:#222}\
+h1{font-size:1.4em}h2{font-size:1.1em;margin-top:1.4em;border-bottom:1px solid #ccc}\
+table{border-collapse:collapse;width:100%;font-size:.9em}td,th{text-align:left;padding:.2em .4em;border-bottom:1px solid #eee;vertical-align:top}\
+code{font-size:.85em;word-break:break-all}.up{color:#070}.stale{color:#a60}.down{color:#b00}\
+pre{font-size:.8em;overflow-x:auto;background:#f6f6f6;padding:.5em}";
+
+fn dash(v: Option<&str>) -> String {
+    v.map(escape).unwrap_or_else(|| "-".to_string())
+}
+
+fn table(out: &mut String, head: &[&str], rows: Vec<Vec<String>>) {
+    out.push_str("<table><tr>");
+    for h in head {
+        let _ = write!(out, "<th>{h}</th>");
+    }
+    out.push_str("</tr>");
+    for r in rows {
+        out.push_str("<tr>");
+        for cell in r {
+            let _ = write!(out, "<td>{cell}</td>");
+        }
+        out.push_str("</tr>");
+    }
+    out.push_str("</table>");
+}
+
+/// The page for `s`; `now` (Unix seconds) turns lease expiry into time left.
+pub fn render(s: &Status, now: u64) -> String {
+    let mut o = String::with_capacity(8192);
+    let name = s.system.hostname.as_deref().unwrap_or("portal");
+    let _ = write!(
+        o,
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
+         <meta http-equiv=\"refresh\" content=\"{REFRESH_SECS}\">\
+         <title>{} - Portal</title><style>{STYLE}</style></head><body>",
+        escape(name)
+    );
+    let _ = write!(o, "<h1>{}</h1>", escape(name));
+    let sys = &s.system;
+    let _ = write!(
+        o,
+        "<p id=\"system\">Portal {} · up {} · load {:.2} {:.2} {:.2} · memory {} free of {}</p>",
+        escape(&sys.version),
+        age(sys.uptime_secs),
+        sys.load[0],
+        sys.load[1],
+        sys.load[2],
+        bytes(sys.mem_available_kib * 1024),
+        bytes(sys.mem_total_kib * 1024)
+    );
+
+    o.push_str("<h2>WAN</h2>");
+    let w = &s.wan;
+    table(
+        &mut o,
+        &["interface", "mode", "address", "gateway", "lease", "link"],
+        vec![vec![
+            escape(&w.interface),
+            escape(&w.mode),
+            dash(w.address.as_deref()),
+            dash(w.gateway.as_deref()),
+            w.lease_expires_in
+                .map(|t| format!("{} left", age(t)))
+                .unwrap_or_else(|| "-".into()),
+            if w.link_up { "up" } else { "down" }.to_string(),
+        ]],
+    );
+
+    o.push_str("<h2>LANs</h2>");
+    let rows = s
+        .lans
+        .iter()
+        .map(|l| {
+            vec![
+                escape(&l.name),
+                escape(&l.interface),
+                escape(&l.address),
+                escape(&l.exit),
+                match l.kill_switch_armed {
+                    None => "-".to_string(),
+                    Some(true) => "<span class=\"up\">armed</span>".to_string(),
+                    Some(false) => "<span class=\"down\">NOT armed</span>".to_string(),
+                },
+            ]
+        })
+        .collect();
+    table(
+        &mut o,
+        &["LAN", "interface", "address", "exits via", "kill switch"],
+        rows,
+    );
+
+    o.push_str("<h2>Portals</h2>");
+    let mut rows = Vec::new();
+    for p in &s.portals {
+        for peer in &p.peers {
+            let class = match peer.state {
+                PeerState::Up => "up",
+                PeerState::Stale => "stale",
+                PeerState::Down => "down",
+            };
+            rows.push(vec![
+                format!(
+                    "{} (<code>{}</code>)",
+                    escape(&p.name),
+                    escape(&p.interface)
+                ),
+                format!(
+                    "{}<br><code>{}</code>",
+                    dash(peer.name.as_deref()),
+                    escape(&peer.public_key)
+                ),
+                dash(peer.endpoint.as_deref()),
+                peer.handshake_age_secs
+                    .map(|a| format!("{} ago", age(a)))
+                    .unwrap_or_else(|| "never".into()),
+                format!("{} / {}", bytes(peer.rx_bytes), bytes(peer.tx_bytes)),
+                format!("<span class=\"{class}\">{class}</span>"),
+                escape(&p.lans.join(", ")),
+            ]);
+        }
+    }
+    table(
+        &mut o,
+        &[
+            "portal",
+            "peer",
+            "endpoint",
+            "handshake",
+            "rx / tx",
+            "state",
+            "LANs",
+        ],
+        rows,
+    );
+
+    o.push_str("<h2>DHCP leases</h2>");
+    let mut rows = Vec::new();
+    for (lan, list) in &s.leases {
+        for l in list {
+            rows.push(vec![
+                escape(lan),
+                dash(l.hostname.as_deref()),
+                format!("<code>{}</code>", escape(&l.mac)),
+                l.address.to_string(),
+                format!("{:?}", l.state).to_lowercase(),
+                if l.expires > now {
+                    format!("{} left", age(l.expires - now))
+                } else {
+                    "expired".into()
+                },
+            ]);
+        }
+    }
+    table(
+        &mut o,
+        &["LAN", "host name", "MAC", "address", "state", "expiry"],
+        rows,
+    );
+
+    o.push_str("<h2>Recent log</h2><pre>");
+    for line in &s.log {
+        o.push_str(&escape(line));
+        o.push('\n');
+    }
+    o.push_str("</pre>");
+    let c = &s.counters;
+    let _ = write!(
+        o,
+        "<p>{} passes, {} changes applied, {} apply errors, {} restarts · \
+         <a href=\"/api/status\">JSON</a> · <a href=\"/metrics\">metrics</a></p></body></html>",
+        c.passes, c.changes_applied, c.apply_errors, c.restarts
+    );
+    o
+}

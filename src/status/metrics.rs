@@ -1,0 +1,122 @@
+//! `/metrics`: the Prometheus text exposition format (version 0.0.4).
+
+use super::Status;
+use std::fmt::Write;
+
+/// Escapes a label value: backslash, double quote and newline.
+fn label(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+fn family(o: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(o, "# HELP {name} {help}");
+    let _ = writeln!(o, "# TYPE {name} {kind}");
+}
+
+pub fn render(s: &Status) -> String {
+    let mut o = String::with_capacity(2048);
+    family(
+        &mut o,
+        "portal_peer_handshake_age_seconds",
+        "gauge",
+        "Seconds since the latest WireGuard handshake with the peer (absent: never).",
+    );
+    for p in &s.portals {
+        for peer in &p.peers {
+            if let Some(a) = peer.handshake_age_secs {
+                let _ = writeln!(
+                    o,
+                    "portal_peer_handshake_age_seconds{{portal=\"{}\",peer=\"{}\"}} {a}",
+                    label(&p.name),
+                    label(&peer.public_key)
+                );
+            }
+        }
+    }
+    for (name, help, pick) in [
+        (
+            "portal_peer_receive_bytes_total",
+            "Bytes received from the peer.",
+            0,
+        ),
+        (
+            "portal_peer_transmit_bytes_total",
+            "Bytes sent to the peer.",
+            1,
+        ),
+    ] {
+        family(&mut o, name, "counter", help);
+        for p in &s.portals {
+            for peer in &p.peers {
+                let v = if pick == 0 {
+                    peer.rx_bytes
+                } else {
+                    peer.tx_bytes
+                };
+                let _ = writeln!(
+                    o,
+                    "{name}{{portal=\"{}\",peer=\"{}\"}} {v}",
+                    label(&p.name),
+                    label(&peer.public_key)
+                );
+            }
+        }
+    }
+    family(
+        &mut o,
+        "portal_dhcp_leases",
+        "gauge",
+        "DHCP leases on record per LAN and state.",
+    );
+    for (lan, list) in &s.leases {
+        let mut by_state = std::collections::BTreeMap::new();
+        for l in list {
+            *by_state
+                .entry(format!("{:?}", l.state).to_lowercase())
+                .or_insert(0u64) += 1;
+        }
+        for (state, n) in by_state {
+            let _ = writeln!(
+                o,
+                "portal_dhcp_leases{{lan=\"{}\",state=\"{state}\"}} {n}",
+                label(lan)
+            );
+        }
+    }
+    let c = &s.counters;
+    for (name, help, v) in [
+        (
+            "portal_passes_total",
+            "Agent passes (observe, diff, apply).",
+            c.passes,
+        ),
+        (
+            "portal_changes_applied_total",
+            "Kernel changes the agent applied.",
+            c.changes_applied,
+        ),
+        (
+            "portal_apply_errors_total",
+            "Kernel changes that failed.",
+            c.apply_errors,
+        ),
+        (
+            "portal_restarts_total",
+            "Child restarts (wireguard-go, DHCP threads).",
+            c.restarts,
+        ),
+    ] {
+        family(&mut o, name, "counter", help);
+        let _ = writeln!(o, "{name} {v}");
+    }
+    family(
+        &mut o,
+        "portal_uptime_seconds",
+        "gauge",
+        "Seconds since the system booted.",
+    );
+    let _ = writeln!(o, "portal_uptime_seconds {}", s.system.uptime_secs);
+    o
+}
