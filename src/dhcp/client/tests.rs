@@ -50,6 +50,13 @@ impl Net {
         }
     }
 
+    /// The ISP moves its pool to .200-.210 and forgets every lease.
+    fn renumber(&mut self) {
+        self.cfg.pool_start = Ipv4Addr::new(198, 51, 100, 200);
+        self.cfg.pool_end = Ipv4Addr::new(198, 51, 100, 210);
+        self.table = LeaseTable::new(self.cfg.pool_start);
+    }
+
     /// Delivers the client's messages to the server, the server's replies to
     /// the client, until quiet. Returns every action the client took.
     fn run(&mut self, c: &mut Client, ev: Event, now: u64) -> Vec<Action> {
@@ -187,9 +194,7 @@ fn nak_on_renewal_deconfigures_and_starts_over() {
     let mut c = Client::new(None);
     let l = configured(&net.run(&mut c, Event::Start, T0)).unwrap();
     // The ISP renumbers: our address is no longer in its pool.
-    net.cfg.pool_start = Ipv4Addr::new(198, 51, 100, 200);
-    net.cfg.pool_end = Ipv4Addr::new(198, 51, 100, 210);
-    net.table = LeaseTable::new(net.cfg.pool_start);
+    net.renumber();
     let a = net.run(&mut c, Event::Timeout, l.t1_at());
     assert!(deconfigured(&a));
     let new = configured(&a).expect("a new lease after the NAK");
@@ -268,9 +273,7 @@ fn a_resumed_lease_naked_on_restart_is_deconfigured() {
     let mut c = Client::new(None);
     let l = configured(&net.run(&mut c, Event::Start, T0)).unwrap();
     // The ISP renumbered while the agent was down.
-    net.cfg.pool_start = Ipv4Addr::new(198, 51, 100, 200);
-    net.cfg.pool_end = Ipv4Addr::new(198, 51, 100, 210);
-    net.table = LeaseTable::new(net.cfg.pool_start);
+    net.renumber();
     let mut c = Client::resume(l);
     let a = net.run(&mut c, Event::Start, T0 + 5000);
     assert!(deconfigured(&a));

@@ -56,6 +56,28 @@ fn req_with(n: u8, kind: MessageType, opts: Vec<DhcpOption>, f: impl Fn(&mut Mes
     parse_request(&encode(&m)).expect("a well-formed request")
 }
 
+/// A message from client `n` naming this server and `addr` (REQUEST in
+/// SELECTING, DECLINE).
+fn naming_us(n: u8, kind: MessageType, addr: Ipv4Addr) -> Message {
+    req(
+        n,
+        kind,
+        vec![
+            DhcpOption::ServerIdentifier(ROUTER),
+            DhcpOption::RequestedIpAddress(addr),
+        ],
+    )
+}
+
+/// REQUEST in INIT-REBOOT: client `n` asks for `addr` back, no server named.
+fn reboot(n: u8, addr: Ipv4Addr) -> Message {
+    req(
+        n,
+        MessageType::Request,
+        vec![DhcpOption::RequestedIpAddress(addr)],
+    )
+}
+
 fn run(t: &mut LeaseTable, c: &DhcpServer, m: &Message, now: u64) -> Outcome {
     let out = handle(c, t, m, now);
     for ch in out.changes.clone() {
@@ -81,19 +103,7 @@ fn dora(t: &mut LeaseTable, c: &DhcpServer, n: u8, now: u64) -> Ipv4Addr {
     let offer = run(t, c, &req(n, MessageType::Discover, vec![]), now);
     assert_eq!(kind(&offer), Some(MessageType::Offer));
     let a = yiaddr(&offer);
-    let ack = run(
-        t,
-        c,
-        &req(
-            n,
-            MessageType::Request,
-            vec![
-                DhcpOption::ServerIdentifier(ROUTER),
-                DhcpOption::RequestedIpAddress(a),
-            ],
-        ),
-        now,
-    );
+    let ack = run(t, c, &naming_us(n, MessageType::Request, a), now);
     assert_eq!(kind(&ack), Some(MessageType::Ack));
     assert_eq!(yiaddr(&ack), a);
     a
@@ -257,19 +267,7 @@ fn request_outside_the_pool_or_lan_is_naked() {
     let c = cfg();
     let mut t = LeaseTable::new(c.pool_start);
     for bad in [ip(7), Ipv4Addr::new(10, 0, 0, 5), ROUTER, ip(255)] {
-        let o = run(
-            &mut t,
-            &c,
-            &req(
-                1,
-                MessageType::Request,
-                vec![
-                    DhcpOption::ServerIdentifier(ROUTER),
-                    DhcpOption::RequestedIpAddress(bad),
-                ],
-            ),
-            NOW,
-        );
+        let o = run(&mut t, &c, &naming_us(1, MessageType::Request, bad), NOW);
         assert_eq!(kind(&o), Some(MessageType::Nak), "{bad}");
         assert_eq!(o.reply.as_ref().unwrap().1, Dest::Broadcast);
         assert!(o.changes.is_empty());
@@ -282,19 +280,8 @@ fn another_clients_address_is_naked_in_every_state() {
     let c = cfg();
     let mut t = LeaseTable::new(c.pool_start);
     let a = dora(&mut t, &c, 1, NOW);
-    let selecting = req(
-        2,
-        MessageType::Request,
-        vec![
-            DhcpOption::ServerIdentifier(ROUTER),
-            DhcpOption::RequestedIpAddress(a),
-        ],
-    );
-    let init_reboot = req(
-        2,
-        MessageType::Request,
-        vec![DhcpOption::RequestedIpAddress(a)],
-    );
+    let selecting = naming_us(2, MessageType::Request, a);
+    let init_reboot = reboot(2, a);
     let renewing = req_with(2, MessageType::Request, vec![], |m| {
         m.set_ciaddr(a);
     });
@@ -304,16 +291,7 @@ fn another_clients_address_is_naked_in_every_state() {
         assert_eq!(t.get(a).unwrap().mac, "02:00:00:00:00:01");
     }
     // Once client 1's lease has expired, client 2 may take it.
-    let o = run(
-        &mut t,
-        &c,
-        &req(
-            2,
-            MessageType::Request,
-            vec![DhcpOption::RequestedIpAddress(a)],
-        ),
-        NOW + 3601,
-    );
+    let o = run(&mut t, &c, &reboot(2, a), NOW + 3601);
     assert_eq!(kind(&o), Some(MessageType::Ack));
 }
 
@@ -322,29 +300,11 @@ fn init_reboot_confirms_the_clients_own_address_and_naks_a_foreign_network() {
     let c = cfg();
     let mut t = LeaseTable::new(c.pool_start);
     let a = dora(&mut t, &c, 1, NOW);
-    let o = run(
-        &mut t,
-        &c,
-        &req(
-            1,
-            MessageType::Request,
-            vec![DhcpOption::RequestedIpAddress(a)],
-        ),
-        NOW + 100,
-    );
+    let o = run(&mut t, &c, &reboot(1, a), NOW + 100);
     assert_eq!(kind(&o), Some(MessageType::Ack));
     assert_eq!(yiaddr(&o), a);
     // Moved from another network: told to start over.
-    let o = run(
-        &mut t,
-        &c,
-        &req(
-            3,
-            MessageType::Request,
-            vec![DhcpOption::RequestedIpAddress(Ipv4Addr::new(10, 1, 1, 9))],
-        ),
-        NOW,
-    );
+    let o = run(&mut t, &c, &reboot(3, Ipv4Addr::new(10, 1, 1, 9)), NOW);
     assert_eq!(kind(&o), Some(MessageType::Nak));
 }
 
@@ -377,23 +337,9 @@ fn decline_quarantines_the_address() {
         ],
     );
     assert!(run(&mut t, &c, &wrong_sid, NOW).changes.is_empty());
-    let not_its = req(
-        2,
-        MessageType::Decline,
-        vec![
-            DhcpOption::ServerIdentifier(ROUTER),
-            DhcpOption::RequestedIpAddress(a),
-        ],
-    );
+    let not_its = naming_us(2, MessageType::Decline, a);
     assert!(run(&mut t, &c, &not_its, NOW).changes.is_empty());
-    let decline = req(
-        1,
-        MessageType::Decline,
-        vec![
-            DhcpOption::ServerIdentifier(ROUTER),
-            DhcpOption::RequestedIpAddress(a),
-        ],
-    );
+    let decline = naming_us(1, MessageType::Decline, a);
     let o = run(&mut t, &c, &decline, NOW);
     assert!(o.reply.is_none());
     assert!(o.log.unwrap().contains("in use"));
@@ -413,28 +359,10 @@ fn decline_quarantines_the_address() {
         NOW + 2,
     );
     assert_ne!(yiaddr(&o), a);
-    let o = run(
-        &mut t,
-        &c,
-        &req(
-            4,
-            MessageType::Request,
-            vec![DhcpOption::RequestedIpAddress(a)],
-        ),
-        NOW + 3,
-    );
+    let o = run(&mut t, &c, &reboot(4, a), NOW + 3);
     assert_eq!(kind(&o), Some(MessageType::Nak));
     // After the hold it returns to the pool.
-    let o = run(
-        &mut t,
-        &c,
-        &req(
-            4,
-            MessageType::Request,
-            vec![DhcpOption::RequestedIpAddress(a)],
-        ),
-        NOW + DECLINE_HOLD + 1,
-    );
+    let o = run(&mut t, &c, &reboot(4, a), NOW + DECLINE_HOLD + 1);
     assert_eq!(kind(&o), Some(MessageType::Ack));
 }
 
@@ -492,28 +420,10 @@ fn static_lease_is_honoured_and_kept_from_others() {
     assert_eq!(a, ip(50));
     assert_eq!(t.get(a).unwrap().hostname.as_deref(), Some("nas"));
     // The static client asking for a pool address is told no.
-    let o = run(
-        &mut t,
-        &c,
-        &req(
-            0x50,
-            MessageType::Request,
-            vec![DhcpOption::RequestedIpAddress(ip(100))],
-        ),
-        NOW,
-    );
+    let o = run(&mut t, &c, &reboot(0x50, ip(100)), NOW);
     assert_eq!(kind(&o), Some(MessageType::Nak));
     // Another client asking for the static address is told no.
-    let o = run(
-        &mut t,
-        &c,
-        &req(
-            1,
-            MessageType::Request,
-            vec![DhcpOption::RequestedIpAddress(ip(50))],
-        ),
-        NOW,
-    );
+    let o = run(&mut t, &c, &reboot(1, ip(50)), NOW);
     assert_eq!(kind(&o), Some(MessageType::Nak));
 }
 
