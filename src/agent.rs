@@ -76,12 +76,11 @@ fn write_resolv_conf(run_dir: &Path, m: &Model, lease: Option<&WanLease>) {
     if std::fs::read_to_string(&path).ok().as_deref() == Some(text.as_str()) {
         return;
     }
-    let tmp = run_dir.join("resolv.conf.tmp");
     let written = std::fs::create_dir_all(run_dir)
-        .and_then(|_| std::fs::write(&tmp, &text))
-        .and_then(|_| std::fs::rename(&tmp, &path));
+        .map_err(|e| format!("cannot create {}: {e}", run_dir.display()))
+        .and_then(|_| crate::state::write_atomic(&path, text.as_bytes()));
     if let Err(e) = written {
-        log::warn(&format!("cannot write {}: {e}", path.display()));
+        log::warn(&e);
     }
 }
 

@@ -3,6 +3,7 @@
 
 pub mod agent;
 pub mod cidr;
+pub mod clock;
 pub mod config;
 pub mod desired;
 pub mod dhcp;

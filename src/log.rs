@@ -1,13 +1,8 @@
 //! Log lines a person can follow: UTC time, level, message, on stderr.
 //! Nothing here formats keys: secrets are kept out by type (keys.rs).
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 fn stamp() -> String {
-    let secs = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
+    let secs = crate::clock::unix_ms() / 1000;
     let (h, m, s) = ((secs / 3600) % 24, (secs / 60) % 60, secs % 60);
     format!("{h:02}:{m:02}:{s:02}Z")
 }

@@ -149,11 +149,7 @@ fn leases(args: &Args, path: &Path) -> ExitCode {
         }
         return ExitCode::SUCCESS;
     }
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    print!("{}", dhcp::render(&status, now));
+    print!("{}", dhcp::render(&status, portal::clock::unix_ms() / 1000));
     ExitCode::SUCCESS
 }
 

@@ -19,12 +19,17 @@ pub struct NftRecord {
 }
 
 pub fn write_json_atomic<T: Serialize>(path: &Path, value: &T) -> Result<(), String> {
+    let text = serde_json::to_vec_pretty(value).map_err(|e| format!("{}: {e}", path.display()))?;
+    write_atomic(path, &text)
+}
+
+/// Replaces `path` with `text`: temp file, fsync, rename, fsync the directory.
+pub fn write_atomic(path: &Path, text: &[u8]) -> Result<(), String> {
     let shown = path.display();
     let tmp = path.with_extension("tmp");
-    let text = serde_json::to_vec_pretty(value).map_err(|e| format!("{shown}: {e}"))?;
     let mut f =
         fs::File::create(&tmp).map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
-    f.write_all(&text)
+    f.write_all(text)
         .and_then(|_| f.sync_all())
         .map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
     fs::rename(&tmp, path).map_err(|e| format!("cannot rename to {shown}: {e}"))?;

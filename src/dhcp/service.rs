@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 /// Requests handled per fsync at most: bounds the delay of the first reply
 /// while letting one fsync cover a burst (scripts/bench-dhcp prints the
@@ -164,13 +164,6 @@ pub fn bind(interface: &str, port: u16) -> Result<UdpSocket, String> {
     Ok(sock)
 }
 
-fn now() -> (u64, u64) {
-    let d = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
-    (d.as_secs(), d.as_millis() as u64)
-}
-
 /// One LAN's server state between datagrams.
 struct Serving<'a> {
     spec: &'a Spec,
@@ -217,7 +210,8 @@ fn serve(spec: &Spec, stop: &AtomicBool) -> Result<(), String> {
             }
             Err(e) => return Err(format!("{}: receive: {e}", spec.interface)),
         };
-        let (secs, ms) = now();
+        let ms = crate::clock::unix_ms();
+        let secs = ms / 1000;
         s.take(&buf[..n], secs, ms);
         // Drain what else is queued, so one fsync covers the batch.
         while s.replies.len() < BATCH {

@@ -11,6 +11,7 @@
 use super::client::{Action, Client, Event, Identity, WanLease};
 use super::service::{bind, supervise};
 use super::wire::{encode, parse_reply, udp_in_ipv4};
+use crate::clock::unix_ms as now_ms;
 use crate::log;
 use crate::state::write_json_atomic;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
@@ -20,7 +21,6 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{SystemTime, UNIX_EPOCH};
 use tokio::sync::watch;
 
 const LEASE_FILE: &str = "wan-lease.json";
@@ -91,13 +91,6 @@ fn unexpired(l: Option<WanLease>) -> Option<WanLease> {
 /// The remembered lease if it has not expired: still ours to use.
 pub fn remembered_valid(state_dir: &Path) -> Option<WanLease> {
     unexpired(remembered(state_dir))
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }
 
 fn random_xid() -> u32 {
