@@ -2,6 +2,7 @@
 //! `step(event, now, fresh xid)` changes the state and returns actions (send
 //! this, configure that). The service (`wan.rs`) owns sockets, clock and disk.
 
+use super::wire::server_id;
 use dhcproto::v4::{DhcpOption, Flags, Message, MessageType, Opcode, OptionCode};
 use serde::{Deserialize, Serialize};
 use std::net::Ipv4Addr;
@@ -107,25 +108,20 @@ fn backoff(tries: u32) -> u64 {
     (FIRST_BACKOFF_MS << tries.saturating_sub(1).min(8)).min(MAX_BACKOFF_MS)
 }
 
-fn opt_ip(m: &Message, code: OptionCode) -> Option<Ipv4Addr> {
-    match m.opts().get(code) {
-        Some(DhcpOption::ServerIdentifier(ip)) | Some(DhcpOption::SubnetMask(ip)) => Some(*ip),
-        _ => None,
-    }
-}
-
 /// The lease an OFFER or ACK describes, or None if it lacks what a lease
 /// needs (an address and a server identifier).
 pub fn lease_from(m: &Message, now_ms: u64) -> Option<WanLease> {
     let address = m.yiaddr();
-    let server = opt_ip(m, OptionCode::ServerIdentifier)?;
+    let server = server_id(m)?;
     if address.is_unspecified() || address.is_broadcast() || address.is_multicast() {
         return None;
     }
-    let prefix_len = opt_ip(m, OptionCode::SubnetMask)
-        .map(|mask| u32::from(mask).leading_ones() as u8)
-        .filter(|l| (8..=32).contains(l))
-        .unwrap_or(24);
+    let prefix_len = match m.opts().get(OptionCode::SubnetMask) {
+        Some(DhcpOption::SubnetMask(mask)) => Some(u32::from(*mask).leading_ones() as u8),
+        _ => None,
+    }
+    .filter(|l| (8..=32).contains(l))
+    .unwrap_or(24);
     let gateway = match m.opts().get(OptionCode::Router) {
         Some(DhcpOption::Router(r)) => r.first().copied().filter(|g| !g.is_unspecified()),
         _ => None,
@@ -244,7 +240,7 @@ impl Client {
                             "no server answered; keeping {}/{} until it expires",
                             l.address, l.prefix_len
                         ))];
-                        a.extend(self.bind(l, now));
+                        a.extend(self.bind(l));
                         a
                     }
                     _ => self.discover(id, now, xid),
@@ -334,7 +330,7 @@ impl Client {
                         l.gateway.map(|g| g.to_string()).unwrap_or("none".into())
                     )
                 })];
-                a.extend(self.bind(l, now));
+                a.extend(self.bind(l));
                 a
             }
             (
@@ -343,9 +339,7 @@ impl Client {
             ) => {
                 let mut a = vec![Action::Log(format!(
                     "server {} refused (NAK){}: starting over",
-                    opt_ip(&m, OptionCode::ServerIdentifier)
-                        .map(|s| s.to_string())
-                        .unwrap_or("?".into()),
+                    server_id(&m).map(|s| s.to_string()).unwrap_or("?".into()),
                     self.lease
                         .as_ref()
                         .map(|l| format!(" {}", l.address))
@@ -359,7 +353,7 @@ impl Client {
         }
     }
 
-    fn bind(&mut self, l: WanLease, _now: u64) -> Vec<Action> {
+    fn bind(&mut self, l: WanLease) -> Vec<Action> {
         self.phase = Phase::Bound;
         self.next_at = l.t1_at();
         self.offer = None;

@@ -3,7 +3,7 @@
 //! No sockets, no clock, no disk: the service around it does those.
 
 use super::lease::{Change, Lease, LeaseState, LeaseTable};
-use super::wire::{mac, mac_text, message_type};
+use super::wire::{mac, mac_text, message_type, server_id};
 use crate::model::DhcpServer;
 use dhcproto::v4::{DhcpOption, Message, MessageType, Opcode, OptionCode};
 use std::net::Ipv4Addr;
@@ -59,13 +59,6 @@ pub fn client_key(req: &Message) -> String {
 fn requested_ip(req: &Message) -> Option<Ipv4Addr> {
     match req.opts().get(OptionCode::RequestedIpAddress) {
         Some(DhcpOption::RequestedIpAddress(ip)) => Some(*ip),
-        _ => None,
-    }
-}
-
-fn server_id(req: &Message) -> Option<Ipv4Addr> {
-    match req.opts().get(OptionCode::ServerIdentifier) {
-        Some(DhcpOption::ServerIdentifier(ip)) => Some(*ip),
         _ => None,
     }
 }

@@ -106,6 +106,14 @@ pub fn message_type(msg: &Message) -> MessageType {
     msg.opts().msg_type().unwrap_or(MessageType::Unknown(0))
 }
 
+/// Option 54: which server sent this, or which one the client chose.
+pub fn server_id(m: &Message) -> Option<std::net::Ipv4Addr> {
+    match m.opts().get(dhcproto::v4::OptionCode::ServerIdentifier) {
+        Some(dhcproto::v4::DhcpOption::ServerIdentifier(ip)) => Some(*ip),
+        _ => None,
+    }
+}
+
 /// The client's hardware address (validated to 6 bytes by `parse`).
 pub fn mac(msg: &Message) -> [u8; 6] {
     let mut m = [0u8; 6];
