@@ -41,8 +41,36 @@ struct Spec {
 
 struct Running {
     spec: Spec,
+    worker: Worker,
+}
+
+/// A supervised thread that can be told to stop: `body` runs until it
+/// returns Ok or the stop flag is set, restarted with backoff on errors.
+pub struct Worker {
     stop: Arc<AtomicBool>,
     thread: JoinHandle<()>,
+}
+
+impl Worker {
+    pub fn spawn<F>(label: String, mut body: F) -> Worker
+    where
+        F: FnMut(&AtomicBool) -> Result<(), String> + Send + 'static,
+    {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || supervise(&label, &flag, || body(&flag)));
+        Worker { stop, thread }
+    }
+
+    /// Ended on its own (it only does when told to stop, or on a panic).
+    pub fn is_finished(&self) -> bool {
+        self.thread.is_finished()
+    }
+
+    pub fn stop(self) {
+        self.stop.store(true, Ordering::Relaxed);
+        let _ = self.thread.join();
+    }
 }
 
 /// The set of running servers, kept equal to the model by `sync`.
@@ -75,12 +103,12 @@ impl Servers {
         let stale: Vec<String> = self
             .running
             .iter()
-            .filter(|(name, r)| wanted.get(*name) != Some(&r.spec) || r.thread.is_finished())
+            .filter(|(name, r)| wanted.get(*name) != Some(&r.spec) || r.worker.is_finished())
             .map(|(name, _)| name.clone())
             .collect();
         for name in stale {
             if let Some(r) = self.running.remove(&name) {
-                stop(r);
+                r.worker.stop();
             }
         }
         for (name, spec) in wanted {
@@ -90,30 +118,21 @@ impl Servers {
 
     pub fn stop_all(&mut self) {
         for (_, r) in std::mem::take(&mut self.running) {
-            stop(r);
+            r.worker.stop();
         }
     }
 }
 
 fn start(spec: Spec) -> Running {
-    let stop = Arc::new(AtomicBool::new(false));
-    let flag = stop.clone();
     let s = spec.clone();
-    let thread = std::thread::spawn(move || {
-        supervise(&format!("dhcp {}", s.lan), &flag, || serve(&s, &flag))
-    });
-    Running { spec, stop, thread }
-}
-
-fn stop(r: Running) {
-    r.stop.store(true, Ordering::Relaxed);
-    let _ = r.thread.join();
+    let worker = Worker::spawn(format!("dhcp {}", s.lan), move |stop| serve(&s, stop));
+    Running { spec, worker }
 }
 
 /// Runs `body` until it returns Ok or `stop` is set, restarting it with
 /// backoff when it fails (interface missing, disk error). Each failure is
 /// logged with `label`.
-pub fn supervise(label: &str, stop: &AtomicBool, mut body: impl FnMut() -> Result<(), String>) {
+fn supervise(label: &str, stop: &AtomicBool, mut body: impl FnMut() -> Result<(), String>) {
     let mut backoff = Duration::from_secs(1);
     while !stop.load(Ordering::Relaxed) {
         let started = Instant::now();

@@ -9,7 +9,7 @@
 //! an ordinary UDP socket on port 68, which can broadcast from 0.0.0.0.
 
 use super::client::{Action, Client, Event, Identity, WanLease};
-use super::service::{bind, supervise};
+use super::service::{bind, Worker};
 use super::wire::{encode, parse_reply, udp_in_ipv4};
 use crate::clock::unix_ms as now_ms;
 use crate::log;
@@ -19,8 +19,6 @@ use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::thread::JoinHandle;
 use tokio::sync::watch;
 
 const LEASE_FILE: &str = "wan-lease.json";
@@ -36,8 +34,7 @@ pub struct WanClient {
     pub interface: String,
     hostname: Option<String>,
     rx: watch::Receiver<Option<WanLease>>,
-    stop: Arc<AtomicBool>,
-    thread: JoinHandle<()>,
+    worker: Worker,
 }
 
 impl WanClient {
@@ -45,28 +42,25 @@ impl WanClient {
         // A valid remembered lease stays in force while it is confirmed, so
         // an agent restart does not take the WAN down and up again.
         let (tx, rx) = watch::channel(remembered_valid(state_dir));
-        let stop = Arc::new(AtomicBool::new(false));
-        let (flag, iface, host, dir) = (
-            stop.clone(),
+        let (iface, host, dir) = (
             interface.to_string(),
             hostname.clone(),
             state_dir.to_path_buf(),
         );
-        let thread = std::thread::spawn(move || {
-            supervise("wan dhcp", &flag, || run(&iface, &host, &dir, &tx, &flag))
+        let worker = Worker::spawn("wan dhcp".into(), move |stop| {
+            run(&iface, &host, &dir, &tx, stop)
         });
         WanClient {
             interface: interface.to_string(),
             hostname,
             rx,
-            stop,
-            thread,
+            worker,
         }
     }
 
     /// Whether this client already serves `interface` as `hostname`.
     pub fn serves(&self, interface: &str, hostname: &Option<String>) -> bool {
-        self.interface == interface && self.hostname == *hostname && !self.thread.is_finished()
+        self.interface == interface && self.hostname == *hostname && !self.worker.is_finished()
     }
 
     pub fn lease(&self) -> Option<WanLease> {
@@ -79,8 +73,7 @@ impl WanClient {
     }
 
     pub fn stop(self) {
-        self.stop.store(true, Ordering::Relaxed);
-        let _ = self.thread.join();
+        self.worker.stop();
     }
 }
 
