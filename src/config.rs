@@ -22,6 +22,29 @@ pub struct Config {
     pub lans: BTreeMap<String, Lan>,
     #[serde(default)]
     pub portals: BTreeMap<String, Portal>,
+    /// The web status page; absent means on, port 80, every LAN.
+    #[serde(default)]
+    pub status_page: Option<StatusPage>,
+}
+
+#[derive(Deserialize, Debug, Clone, Default)]
+#[serde(deny_unknown_fields)]
+pub struct StatusPage {
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// TCP port; default 80.
+    #[serde(default)]
+    pub port: Option<u16>,
+    /// LAN names to serve on; default: every LAN.
+    #[serde(default)]
+    pub lans: Option<Vec<String>>,
+    /// A plain-HTTP URL that answers with the caller's address, fetched
+    /// through each portal to show where its traffic exits.
+    #[serde(default)]
+    pub probe_url: Option<String>,
+    /// Seconds between probes; default 60.
+    #[serde(default)]
+    pub probe_interval: Option<u32>,
 }
 
 #[derive(Deserialize, Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -3,8 +3,8 @@
 //! - prerouting (raw): anti-spoofing: a LAN packet must come from its LAN's
 //!   prefix; a packet to a tunnel address must come from its tunnel.
 //! - input: default drop. From the WAN only the portals' WireGuard ports and
-//!   replies; from a tunnel only replies; from a LAN, ICMP echo (and the
-//!   services of later issues: DHCP, DNS, status page).
+//!   replies; from a tunnel only replies; from a LAN, ICMP echo, DHCP and
+//!   the status page where the config serves them.
 //! - forward: default drop. Only the flows the config defines: a LAN into its
 //!   portal (the kill switch rejects anything else) or out the WAN when
 //!   `direct`; tunnel -> WAN for exits; site-to-site subnets. IPv6 from LANs
@@ -131,6 +131,19 @@ fn input(m: &Model) -> Vec<String> {
         r.push(format!(
             "iifname {dhcp} udp dport 67 accept comment \"dhcp server\""
         ));
+    }
+    if let Some(page) = &m.status_page {
+        let ifaces = m
+            .lans
+            .iter()
+            .filter(|l| page.lans.contains(&l.name))
+            .map(|l| l.interface.as_str());
+        if let Some(set) = set_of(ifaces) {
+            r.push(format!(
+                "iifname {set} tcp dport {} accept comment \"status page\"",
+                page.port
+            ));
+        }
     }
     if let Some(lans) = &lans {
         r.push(format!("iifname {lans} icmp type echo-request accept"));

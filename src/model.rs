@@ -11,7 +11,9 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 
 pub mod dhcp;
+pub mod status_page;
 pub use dhcp::DhcpServer;
+pub use status_page::StatusPage;
 
 /// The routing table of the first portal when none is configured; later
 /// portals take the next free numbers (in name order). 51820 follows wg-quick.
@@ -27,6 +29,8 @@ pub struct Model {
     pub wan: Wan,
     pub lans: Vec<Lan>,
     pub portals: Vec<Portal>,
+    /// None: switched off (or no LAN to serve it on).
+    pub status_page: Option<StatusPage>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -163,6 +167,7 @@ pub fn validate(cfg: &Config) -> Result<Model, Vec<ConfigError>> {
     check_interfaces(cfg, &mut e);
     check_overlaps(wan.as_ref(), &lans, &portals, &mut e);
     check_allowed_ips_across_portals(&portals, &mut e);
+    let status_page = status_page::validate(cfg, &mut e);
     match (wan, e.0.is_empty()) {
         (Some(wan), true) => Ok(Model {
             hostname: cfg.hostname.clone(),
@@ -170,6 +175,7 @@ pub fn validate(cfg: &Config) -> Result<Model, Vec<ConfigError>> {
             wan,
             lans,
             portals,
+            status_page,
         }),
         _ => Err(e.0),
     }

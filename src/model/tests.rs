@@ -1012,3 +1012,63 @@ fn firewall_opens_dhcp_only_where_it_runs() {
     );
     assert!(!wan.contains("dport 67 accept"));
 }
+
+// ---- status page -----------------------------------------------------------
+
+#[test]
+fn status_page_defaults_to_every_lan_on_port_80() {
+    let m = valid(base());
+    let page = m.status_page.expect("on by default");
+    assert_eq!(page.port, 80);
+    assert_eq!(page.lans, vec!["guest".to_string(), "home".to_string()]);
+    assert_eq!(page.probe, None);
+}
+
+#[test]
+fn status_page_can_be_switched_off_or_narrowed() {
+    let off = set(base(), "status_page", json!({ "enabled": false }));
+    assert_eq!(valid(off).status_page, None);
+    let v = set(
+        base(),
+        "status_page",
+        json!({ "port": 8081, "lans": ["home"], "probe_url": "http://198.51.100.1:8080/", "probe_interval": 30 }),
+    );
+    let page = valid(v).status_page.unwrap();
+    assert_eq!((page.port, page.lans), (8081, vec!["home".to_string()]));
+    let probe = page.probe.unwrap();
+    assert_eq!(probe.url(), "http://198.51.100.1:8080/");
+    assert_eq!(probe.interval_secs, 30);
+}
+
+#[test]
+fn status_page_without_lans_is_off() {
+    let v = cut(base(), "lans");
+    assert_eq!(valid(v).status_page, None);
+}
+
+#[test]
+fn status_page_errors_name_the_field() {
+    let page = |x: Value| set(base(), "status_page", x);
+    expect_err(page(json!({ "port": 0 })), "status_page.port", "port 0");
+    expect_err(
+        page(json!({ "lans": ["home", "lobby"] })),
+        "status_page.lans[1]",
+        "no LAN named `lobby`",
+    );
+    expect_err(page(json!({ "lans": [] })), "status_page.lans", "empty");
+    expect_err(
+        page(json!({ "probe_url": "https://ip.example.net/" })),
+        "status_page.probe_url",
+        "https is not supported",
+    );
+    expect_err(
+        page(json!({ "probe_url": "http://ip.example.net/", "probe_interval": 5 })),
+        "status_page.probe_interval",
+        "outside",
+    );
+    expect_err(
+        page(json!({ "probe_interval": 60 })),
+        "status_page.probe_interval",
+        "without `probe_url`",
+    );
+}
