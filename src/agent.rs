@@ -2,18 +2,22 @@
 //! apply; passes run at start, on netlink link/address/route/rule events,
 //! on SIGHUP or a changed config file, and every `interval`.
 
+use crate::counters;
 use crate::desired::{desired, Inputs};
 use crate::dhcp::client::WanLease;
 use crate::dhcp::service::Servers;
 use crate::dhcp::wan::WanClient;
-use crate::diff::{diff, teardown};
+use crate::diff::{diff, teardown, Observed};
 use crate::kernel::{Kernel, Report};
 use crate::load::{load, resolve_endpoints};
 use crate::log;
 use crate::model::{Model, WanMode};
+use crate::status::collect::{kill_switch_armed, AgentView, Shared};
+use crate::status::{probe, server::Pages};
 use futures::StreamExt;
 use rtnetlink::MulticastGroup;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 use tokio::signal::unix::{signal, SignalKind};
 
@@ -26,10 +30,24 @@ pub struct Options {
 /// One pass. Returns what it wrote; an empty `applied` means the kernel
 /// already matched and nothing was written.
 pub async fn pass(kernel: &mut Kernel, m: &Model, inputs: &Inputs) -> Result<Report, String> {
+    Ok(checked_pass(kernel, m, inputs).await?.0)
+}
+
+/// A pass that also returns the kernel's state after it (observed again if
+/// anything was written), for the status page's kill-switch check.
+async fn checked_pass(
+    kernel: &mut Kernel,
+    m: &Model,
+    inputs: &Inputs,
+) -> Result<(Report, Observed), String> {
     let d = desired(m, inputs);
     let o = kernel.observe(&d).await?;
     let changes = diff(&d, &o, kernel.userspace_hint());
-    Ok(kernel.apply(&changes).await)
+    if changes.is_empty() {
+        return Ok((Report::default(), o));
+    }
+    let r = kernel.apply(&changes).await;
+    Ok((r, kernel.observe(&d).await?))
 }
 
 pub fn log_report(r: &Report) {
@@ -135,6 +153,9 @@ pub async fn run(
     let mut reason = "start";
     let mut dhcp = Servers::default();
     let mut wan: Option<WanClient> = None;
+    let shared: Shared = Arc::new(Mutex::new(AgentView::default()));
+    let mut pages = Pages::new(shared.clone(), &opts.state_dir);
+    let prober = probe::start(shared.clone());
     log::info(&format!(
         "agent started: {} LAN(s), {} portal(s), config {}",
         m.lans.len(),
@@ -147,7 +168,18 @@ pub async fn run(
             let started = Instant::now();
             resolve_endpoints(&m, &mut inputs);
             inputs.wan_lease = wan.as_ref().and_then(|w| w.lease());
-            match pass(&mut kernel, &m, &inputs).await {
+            let outcome = checked_pass(&mut kernel, &m, &inputs).await;
+            counters::add(&counters::PASSES, 1);
+            {
+                let mut view = shared.lock().unwrap_or_else(|e| e.into_inner());
+                view.model = Some(Arc::new(m.clone()));
+                if let Ok((r, after)) = &outcome {
+                    counters::add(&counters::CHANGES_APPLIED, r.applied.len() as u64);
+                    counters::add(&counters::APPLY_ERRORS, r.errors.len() as u64);
+                    view.kill_switch = kill_switch_armed(&m, after);
+                }
+            }
+            match outcome.map(|(r, _)| r) {
                 Ok(r) if r.applied.is_empty() && r.errors.is_empty() => {}
                 Ok(r) => {
                     log_report(&r);
@@ -167,6 +199,7 @@ pub async fn run(
                 .map(|l| l.dns.clone())
                 .unwrap_or_default();
             dhcp.sync(&m, &opts.state_dir, &wan_dns);
+            pages.sync(&m);
             write_resolv_conf(&opts.run_dir, &m, inputs.wan_lease.as_ref());
             last_pass = Instant::now();
             reason = "";
@@ -228,6 +261,8 @@ pub async fn run(
         }
     }
     dhcp.stop_all();
+    pages.stop_all();
+    prober.stop();
     if let Some(w) = wan.take() {
         w.stop();
     }

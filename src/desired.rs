@@ -222,6 +222,18 @@ pub fn desired(m: &Model, inputs: &Inputs) -> Desired {
                 kind: RouteKind::Dev(p.interface.clone()),
                 metric: 0,
             });
+            // The router's own traffic from its tunnel address (the exit
+            // probe) leaves through the tunnel too; without this rule strict
+            // rp_filter drops the replies, which the main table would send
+            // out the WAN.
+            for a in p.addresses.iter().filter(|a| a.addr.is_ipv4()) {
+                d.rules.push(Rule {
+                    priority: PRIO_FROM_LAN,
+                    from: Cidr::new(a.addr, 32),
+                    to: None,
+                    table: p.table,
+                });
+            }
         }
     }
     let via_lans: Vec<_> = m

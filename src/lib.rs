@@ -5,6 +5,7 @@ pub mod agent;
 pub mod cidr;
 pub mod clock;
 pub mod config;
+pub mod counters;
 pub mod desired;
 pub mod dhcp;
 pub mod diff;
@@ -17,6 +18,7 @@ pub mod model;
 pub mod privileges;
 pub mod state;
 pub mod status;
+pub mod worker;
 
 /// The whole setup as shell commands, in the order Portal applies them:
 /// the diff against an empty kernel.

@@ -9,6 +9,7 @@ use super::store::LeaseStore;
 use super::wire::{encode, mac, parse_request};
 use crate::log;
 use crate::model::{DhcpServer, Model, WanMode};
+use crate::worker::Worker;
 use dhcproto::v4::Message;
 use nix::sys::socket::{self, setsockopt, sockopt, AddressFamily, MsgFlags, SockFlag, SockType};
 use std::collections::BTreeMap;
@@ -17,9 +18,7 @@ use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Requests handled per fsync at most: bounds the delay of the first reply
 /// while letting one fsync cover a burst (scripts/bench-dhcp prints the
@@ -42,35 +41,6 @@ struct Spec {
 struct Running {
     spec: Spec,
     worker: Worker,
-}
-
-/// A supervised thread that can be told to stop: `body` runs until it
-/// returns Ok or the stop flag is set, restarted with backoff on errors.
-pub struct Worker {
-    stop: Arc<AtomicBool>,
-    thread: JoinHandle<()>,
-}
-
-impl Worker {
-    pub fn spawn<F>(label: String, mut body: F) -> Worker
-    where
-        F: FnMut(&AtomicBool) -> Result<(), String> + Send + 'static,
-    {
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = stop.clone();
-        let thread = std::thread::spawn(move || supervise(&label, &flag, || body(&flag)));
-        Worker { stop, thread }
-    }
-
-    /// Ended on its own (it only does when told to stop, or on a panic).
-    pub fn is_finished(&self) -> bool {
-        self.thread.is_finished()
-    }
-
-    pub fn stop(self) {
-        self.stop.store(true, Ordering::Relaxed);
-        let _ = self.thread.join();
-    }
 }
 
 /// The set of running servers, kept equal to the model by `sync`.
@@ -127,33 +97,6 @@ fn start(spec: Spec) -> Running {
     let s = spec.clone();
     let worker = Worker::spawn(format!("dhcp {}", s.lan), move |stop| serve(&s, stop));
     Running { spec, worker }
-}
-
-/// Runs `body` until it returns Ok or `stop` is set, restarting it with
-/// backoff when it fails (interface missing, disk error). Each failure is
-/// logged with `label`.
-fn supervise(label: &str, stop: &AtomicBool, mut body: impl FnMut() -> Result<(), String>) {
-    let mut backoff = Duration::from_secs(1);
-    while !stop.load(Ordering::Relaxed) {
-        let started = Instant::now();
-        match body() {
-            Ok(()) => return,
-            Err(e) => {
-                if started.elapsed() > Duration::from_secs(60) {
-                    backoff = Duration::from_secs(1);
-                }
-                log::error(&format!(
-                    "{label}: {e}; retrying in {} s",
-                    backoff.as_secs()
-                ));
-                let until = Instant::now() + backoff;
-                while Instant::now() < until && !stop.load(Ordering::Relaxed) {
-                    std::thread::sleep(Duration::from_millis(100));
-                }
-                backoff = (backoff * 2).min(Duration::from_secs(30));
-            }
-        }
-    }
 }
 
 /// A UDP socket on `port` that sees only `interface`'s traffic.

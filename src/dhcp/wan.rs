@@ -9,11 +9,12 @@
 //! an ordinary UDP socket on port 68, which can broadcast from 0.0.0.0.
 
 use super::client::{Action, Client, Event, Identity, WanLease};
-use super::service::{bind, Worker};
+use super::service::bind;
 use super::wire::{encode, parse_reply, udp_in_ipv4};
 use crate::clock::unix_ms as now_ms;
 use crate::log;
 use crate::state::write_json_atomic;
+use crate::worker::Worker;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};

@@ -214,7 +214,10 @@ impl Kernel {
     fn reap_children(&mut self) {
         self.children.retain(|name, child| match child.try_wait() {
             Ok(Some(status)) => {
-                log::warn(&format!("wireguard-go for {name} exited ({status})"));
+                log::warn(&format!(
+                    "wireguard-go for {name} exited ({status}); the next pass restarts it"
+                ));
+                crate::counters::add(&crate::counters::RESTARTS, 1);
                 false
             }
             _ => true,

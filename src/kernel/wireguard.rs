@@ -175,3 +175,56 @@ pub fn set(
         .apply(&ifname(name)?, backend)
         .map_err(|e| format!("cannot configure WireGuard device {name}: {e}"))
 }
+
+/// A device's live figures for the status page.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeviceStats {
+    pub public_key: Option<String>,
+    pub listen_port: Option<u16>,
+    pub peers: Vec<PeerStats>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PeerStats {
+    pub public_key: String,
+    /// Where the peer is now (WireGuard roams), not only where it was configured.
+    pub endpoint: Option<std::net::SocketAddr>,
+    /// Unix seconds, as `wg show latest-handshakes` prints them.
+    pub latest_handshake: Option<u64>,
+    pub rx_bytes: u64,
+    pub tx_bytes: u64,
+}
+
+/// Reads `name`'s figures, from the kernel module or wireguard-go, whichever
+/// runs it (a tun device, with `tun_flags` in sysfs, is wireguard-go's).
+pub fn stats(name: &str) -> Result<DeviceStats, String> {
+    let userspace = Path::new("/sys/class/net")
+        .join(name)
+        .join("tun_flags")
+        .exists();
+    if userspace {
+        check_socket_owner(name)?;
+    }
+    let dev = Device::get(&ifname(name)?, backend(userspace))
+        .map_err(|e| format!("cannot read WireGuard device {name}: {e}"))?;
+    Ok(DeviceStats {
+        public_key: dev.public_key.map(|k| k.to_base64()),
+        listen_port: dev.listen_port,
+        peers: dev
+            .peers
+            .into_iter()
+            .map(|p| PeerStats {
+                public_key: p.config.public_key.to_base64(),
+                endpoint: p.config.endpoint,
+                latest_handshake: p
+                    .stats
+                    .last_handshake_time
+                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                    .map(|d| d.as_secs())
+                    .filter(|s| *s > 0),
+                rx_bytes: p.stats.rx_bytes,
+                tx_bytes: p.stats.tx_bytes,
+            })
+            .collect(),
+    })
+}

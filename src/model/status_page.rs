@@ -35,10 +35,13 @@ impl Probe {
 }
 
 pub(super) fn validate(cfg: &Config, e: &mut Errors) -> Option<StatusPage> {
-    let page = cfg.status_page.clone().unwrap_or(crate::config::StatusPage {
-        enabled: true,
-        ..Default::default()
-    });
+    let page = cfg
+        .status_page
+        .clone()
+        .unwrap_or(crate::config::StatusPage {
+            enabled: true,
+            ..Default::default()
+        });
     if !page.enabled {
         return None;
     }

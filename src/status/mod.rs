@@ -3,8 +3,11 @@
 //! (`html`), JSON (serde) and Prometheus text (`metrics`). Public keys are
 //! shown; private keys are not in these types at all.
 
+pub mod collect;
 pub mod html;
 pub mod metrics;
+pub mod probe;
+pub mod server;
 
 use crate::dhcp::lease::Lease;
 use serde::Serialize;
@@ -71,6 +74,17 @@ pub struct Portal {
     pub peers: Vec<Peer>,
     /// The LANs that exit through this portal.
     pub lans: Vec<String>,
+    /// The latest "where do I exit" probe through this portal, if configured.
+    pub probe: Option<ProbeResult>,
+}
+
+#[derive(Serialize, Debug, Clone, PartialEq, Default)]
+pub struct ProbeResult {
+    pub url: String,
+    /// The address the probe server saw: where this portal's traffic exits.
+    pub exit_address: Option<String>,
+    pub error: Option<String>,
+    pub age_secs: u64,
 }
 
 #[derive(Serialize, Debug, Clone, PartialEq, Default)]
@@ -78,6 +92,8 @@ pub struct Peer {
     pub name: Option<String>,
     pub public_key: String,
     pub endpoint: Option<String>,
+    /// Unix seconds, as `wg show latest-handshakes` prints them.
+    pub latest_handshake: Option<u64>,
     pub handshake_age_secs: Option<u64>,
     pub rx_bytes: u64,
     pub tx_bytes: u64,

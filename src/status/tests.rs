@@ -38,12 +38,14 @@ fn sample() -> Status {
             name: Some("paris-exit".into()),
             public_key: "xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=".into(),
             endpoint: Some("198.51.100.7:51820".into()),
+            latest_handshake: Some(1_000_000 - 42),
             handshake_age_secs: Some(42),
             rx_bytes: 1536,
             tx_bytes: 3 * 1024 * 1024,
             state: peer_state(Some(42)),
         }],
         lans: vec!["home".into()],
+        probe: None,
     });
     s.leases.insert(
         "home".into(),

@@ -1,0 +1,355 @@
+//! The status page's HTTP server (tiny_http): one listener per LAN that
+//! serves it, bound to the LAN's address AND its interface
+//! (SO_BINDTODEVICE), so that neither the WAN nor a tunnel can reach it
+//! even if the firewall were gone. Read-only: GET and HEAD of `/`,
+//! `/api/status` and `/metrics`.
+
+use super::collect::{Collector, Shared};
+use super::{html, metrics, Status};
+use crate::model::Model;
+use crate::worker::Worker;
+use nix::sys::socket::{
+    self, setsockopt, sockopt, AddressFamily, Backlog, Shutdown, SockFlag, SockType, SockaddrIn,
+};
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::net::{IpAddr, Ipv4Addr, SocketAddrV4, TcpListener};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tiny_http::{Header, Method, Request, Response};
+
+/// Requests within this long share one reading of the kernel: a burst of
+/// requests costs one collection, and the page is never older than this.
+const FRESH_FOR: Duration = Duration::from_secs(1);
+
+/// The collector and its latest result, shared by every listener.
+pub struct Cache {
+    collector: Collector,
+    slot: Mutex<Option<(Instant, Arc<Status>)>>,
+}
+
+impl Cache {
+    pub fn status(&self) -> Arc<Status> {
+        // Held while collecting: concurrent requests wait for one reading
+        // instead of each reading the kernel.
+        let mut slot = self.slot.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((at, s)) = slot.as_ref() {
+            if at.elapsed() < FRESH_FOR {
+                return s.clone();
+            }
+        }
+        let s = Arc::new(self.collector.collect(crate::clock::unix_ms() / 1000));
+        *slot = Some((Instant::now(), s.clone()));
+        s
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+struct Spec {
+    lan: String,
+    interface: String,
+    address: Ipv4Addr,
+    port: u16,
+    /// Host names the page answers to besides IP literals.
+    hostname: Option<String>,
+}
+
+/// The running listeners, kept equal to the model by `sync`.
+pub struct Pages {
+    cache: Arc<Cache>,
+    running: BTreeMap<String, (Spec, Worker)>,
+}
+
+impl Pages {
+    pub fn new(shared: Shared, state_dir: &Path) -> Pages {
+        Pages {
+            cache: Arc::new(Cache {
+                collector: Collector {
+                    shared,
+                    state_dir: state_dir.to_path_buf(),
+                },
+                slot: Mutex::new(None),
+            }),
+            running: BTreeMap::new(),
+        }
+    }
+
+    pub fn sync(&mut self, m: &Model) {
+        let wanted: BTreeMap<String, Spec> = m
+            .status_page
+            .iter()
+            .flat_map(|page| {
+                m.lans
+                    .iter()
+                    .filter(|l| page.lans.contains(&l.name))
+                    .map(|l| Spec {
+                        lan: l.name.clone(),
+                        interface: l.interface.clone(),
+                        address: match l.address.addr {
+                            IpAddr::V4(a) => a,
+                            IpAddr::V6(_) => Ipv4Addr::UNSPECIFIED,
+                        },
+                        port: page.port,
+                        hostname: m.hostname.clone(),
+                    })
+            })
+            .map(|s| (s.lan.clone(), s))
+            .collect();
+        let stale: Vec<String> = self
+            .running
+            .iter()
+            .filter(|(lan, (spec, w))| wanted.get(*lan) != Some(spec) || w.is_finished())
+            .map(|(lan, _)| lan.clone())
+            .collect();
+        for lan in stale {
+            if let Some((_, w)) = self.running.remove(&lan) {
+                w.stop();
+            }
+        }
+        for (lan, spec) in wanted {
+            let cache = self.cache.clone();
+            self.running.entry(lan).or_insert_with(|| {
+                let s = spec.clone();
+                let label = format!("status page on {}", s.lan);
+                (
+                    spec,
+                    Worker::spawn(label, move |stop| serve(&s, &cache, stop)),
+                )
+            });
+        }
+    }
+
+    pub fn stop_all(&mut self) {
+        for (_, (_, w)) in std::mem::take(&mut self.running) {
+            w.stop();
+        }
+    }
+}
+
+/// A listening TCP socket on `address:port` that sees only `interface`.
+fn listen(s: &Spec) -> Result<OwnedFd, String> {
+    let at = format!("{}:{} on {}", s.address, s.port, s.interface);
+    let err = |what: &str, e: nix::Error| format!("{at}: {what}: {e}");
+    let fd = socket::socket(
+        AddressFamily::Inet,
+        SockType::Stream,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .map_err(|e| err("socket", e))?;
+    setsockopt(&fd, sockopt::ReuseAddr, &true).map_err(|e| err("SO_REUSEADDR", e))?;
+    setsockopt(&fd, sockopt::BindToDevice, &OsString::from(&s.interface))
+        .map_err(|e| err("SO_BINDTODEVICE", e))?;
+    socket::bind(
+        fd.as_raw_fd(),
+        &SockaddrIn::from(SocketAddrV4::new(s.address, s.port)),
+    )
+    .map_err(|e| err("bind", e))?;
+    socket::listen(&fd, Backlog::new(128).unwrap_or(Backlog::MAXCONN))
+        .map_err(|e| err("listen", e))?;
+    Ok(fd)
+}
+
+fn serve(s: &Spec, cache: &Cache, stop: &AtomicBool) -> Result<(), String> {
+    let fd = listen(s)?;
+    // tiny_http's accept thread blocks in accept(); its own wake-up (a
+    // connection to itself) cannot reach a device-bound socket, so keep a
+    // handle to shut the socket down, which ends that accept().
+    let kick = fd.try_clone().map_err(|e| e.to_string())?;
+    let server = tiny_http::Server::from_listener(TcpListener::from(fd), None)
+        .map_err(|e| format!("status page on {}: {e}", s.lan))?;
+    crate::log::info(&format!(
+        "status page: http://{}:{}/ on {} (LAN {})",
+        s.address, s.port, s.interface, s.lan
+    ));
+    // Two threads take requests: one slow client does not hold up the rest.
+    let result = std::thread::scope(|scope| {
+        let helper = scope.spawn(|| take_requests(&server, s, cache, stop));
+        let mine = take_requests(&server, s, cache, stop);
+        stop.store(true, Ordering::Relaxed);
+        let theirs = helper.join().unwrap_or(Ok(()));
+        mine.and(theirs)
+    });
+    drop(server);
+    let _ = socket::shutdown(kick.as_raw_fd(), Shutdown::Both);
+    result
+}
+
+fn take_requests(
+    server: &tiny_http::Server,
+    s: &Spec,
+    cache: &Cache,
+    stop: &AtomicBool,
+) -> Result<(), String> {
+    while !stop.load(Ordering::Relaxed) {
+        match server.recv_timeout(Duration::from_millis(250)) {
+            Ok(Some(req)) => answer(req, s, cache),
+            Ok(None) => {}
+            Err(e) => return Err(format!("status page on {}: {e}", s.lan)),
+        }
+    }
+    Ok(())
+}
+
+/// What a request gets: status code, content type, body.
+#[derive(Debug, PartialEq)]
+pub struct Reply {
+    pub code: u16,
+    pub content_type: &'static str,
+    pub body: Vec<u8>,
+}
+
+fn text(code: u16, body: &str) -> Reply {
+    Reply {
+        code,
+        content_type: "text/plain; charset=utf-8",
+        body: body.as_bytes().to_vec(),
+    }
+}
+
+/// A Host header the page answers to: none, an IP literal (with or without
+/// port), or the router's host name. Anything else is most likely a DNS
+/// rebinding attempt by a web page the LAN client visited.
+pub fn host_allowed(host: Option<&str>, hostname: Option<&str>) -> bool {
+    let Some(host) = host else {
+        return true;
+    };
+    let name = match host.strip_prefix('[') {
+        Some(v6) => {
+            return v6
+                .split(']')
+                .next()
+                .is_some_and(|a| a.parse::<IpAddr>().is_ok())
+        }
+        None => host.split(':').next().unwrap_or_default(),
+    };
+    if name.parse::<Ipv4Addr>().is_ok() {
+        return true;
+    }
+    let first = name
+        .trim_end_matches('.')
+        .split('.')
+        .next()
+        .unwrap_or_default();
+    hostname.is_some_and(|h| first.eq_ignore_ascii_case(h.split('.').next().unwrap_or(h)))
+}
+
+/// Pure routing: method, path and Host -> reply. `status` is called only
+/// for the paths that need it.
+pub fn route(
+    method: &Method,
+    url: &str,
+    host: Option<&str>,
+    hostname: Option<&str>,
+    status: impl FnOnce() -> Arc<Status>,
+) -> Reply {
+    if !host_allowed(host, hostname) {
+        return text(403, "unknown host name: use the router's address\n");
+    }
+    if !matches!(method, Method::Get | Method::Head) {
+        return text(405, "read-only: GET or HEAD\n");
+    }
+    let path = url.split('?').next().unwrap_or_default();
+    match path {
+        "/" | "/index.html" => Reply {
+            code: 200,
+            content_type: "text/html; charset=utf-8",
+            body: html::render(&status(), crate::clock::unix_ms() / 1000).into_bytes(),
+        },
+        "/api/status" => Reply {
+            code: 200,
+            content_type: "application/json",
+            body: serde_json::to_vec(&*status()).unwrap_or_default(),
+        },
+        "/metrics" => Reply {
+            code: 200,
+            content_type: "text/plain; version=0.0.4; charset=utf-8",
+            body: metrics::render(&status()).into_bytes(),
+        },
+        _ => text(404, "not found: try /, /api/status or /metrics\n"),
+    }
+}
+
+fn answer(req: Request, s: &Spec, cache: &Cache) {
+    let host = req
+        .headers()
+        .iter()
+        .find(|h| h.field.equiv("Host"))
+        .map(|h| h.value.as_str().to_string());
+    let reply = route(
+        req.method(),
+        req.url(),
+        host.as_deref(),
+        s.hostname.as_deref(),
+        || cache.status(),
+    );
+    let headers = [
+        ("Content-Type", reply.content_type),
+        ("Cache-Control", "no-store"),
+        ("X-Content-Type-Options", "nosniff"),
+        ("X-Frame-Options", "DENY"),
+        ("Referrer-Policy", "no-referrer"),
+        (
+            "Content-Security-Policy",
+            "default-src 'none'; style-src 'unsafe-inline'; form-action 'none'; frame-ancestors 'none'",
+        ),
+    ];
+    let mut response = Response::from_data(reply.body).with_status_code(reply.code);
+    for (k, v) in headers {
+        if let Ok(h) = Header::from_bytes(k.as_bytes(), v.as_bytes()) {
+            response.add_header(h);
+        }
+    }
+    if reply.code == 405 {
+        if let Ok(h) = Header::from_bytes(&b"Allow"[..], &b"GET, HEAD"[..]) {
+            response.add_header(h);
+        }
+    }
+    // A client that went away is not an error worth a log line.
+    let _ = req.respond(response);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{host_allowed, route};
+    use crate::status::Status;
+    use std::sync::Arc;
+    use tiny_http::Method;
+
+    #[test]
+    fn host_names() {
+        assert!(host_allowed(None, None));
+        assert!(host_allowed(Some("192.168.10.1"), None));
+        assert!(host_allowed(Some("192.168.10.1:8080"), None));
+        assert!(host_allowed(Some("[fd00::1]:80"), None));
+        assert!(host_allowed(Some("site"), Some("site")));
+        assert!(host_allowed(Some("SITE.lan:80"), Some("site")));
+        assert!(!host_allowed(Some("evil.example"), Some("site")));
+        assert!(!host_allowed(Some("site.evil.example"), None));
+        assert!(!host_allowed(Some("[not-an-ip]"), None));
+    }
+
+    #[test]
+    fn routes() {
+        let s = || Arc::new(Status::default());
+        let get = |url: &str| route(&Method::Get, url, Some("192.168.10.1"), None, s);
+        assert_eq!(get("/").code, 200);
+        assert!(get("/").content_type.starts_with("text/html"));
+        let json = get("/api/status?pretty");
+        assert_eq!(json.code, 200);
+        let v: serde_json::Value = serde_json::from_slice(&json.body).unwrap();
+        assert!(v.get("portals").is_some());
+        assert!(String::from_utf8(get("/metrics").body)
+            .unwrap()
+            .contains("portal_passes_total 0"));
+        assert_eq!(get("/etc/passwd").code, 404);
+        assert_eq!(route(&Method::Post, "/", None, None, s).code, 405);
+        assert_eq!(
+            route(&Method::Get, "/", Some("evil.example"), None, s).code,
+            403
+        );
+    }
+}
