@@ -27,22 +27,26 @@ const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:0 auto;max-wid
 h1{font-size:1.4em}h2{font-size:1.1em;margin-top:1.4em;border-bottom:1px solid #ccc}\
 table{border-collapse:collapse;width:100%;font-size:.9em}td,th{text-align:left;padding:.2em .4em;border-bottom:1px solid #eee;vertical-align:top}\
 code{font-size:.85em;word-break:break-all}.up{color:#070}.stale{color:#a60}.down{color:#b00}\
-pre{font-size:.8em;overflow-x:auto;background:#f6f6f6;padding:.5em}";
+pre{font-size:.8em;overflow-x:auto;background:#f6f6f6;padding:.5em}\
+@media(max-width:40em){table,tbody,tr,td{display:block}tr.h{display:none}tr{border-bottom:1px solid #ccc;padding:.3em 0}\
+td{border:0;padding:.1em .2em}pre{white-space:pre-wrap;word-break:break-all}td::before{content:attr(data-l)\": \";color:#666}}";
 
 fn dash(v: Option<&str>) -> String {
     v.map(escape).unwrap_or_else(|| "-".to_string())
 }
 
+/// A table; on a narrow screen (a phone) each row becomes a block of
+/// "heading: value" lines, from each cell's `data-l`.
 fn table(out: &mut String, head: &[&str], rows: Vec<Vec<String>>) {
-    out.push_str("<table><tr>");
+    out.push_str("<table><tr class=\"h\">");
     for h in head {
         let _ = write!(out, "<th>{h}</th>");
     }
     out.push_str("</tr>");
     for r in rows {
         out.push_str("<tr>");
-        for cell in r {
-            let _ = write!(out, "<td>{cell}</td>");
+        for (cell, h) in r.iter().zip(head) {
+            let _ = write!(out, "<td data-l=\"{h}\">{cell}</td>");
         }
         out.push_str("</tr>");
     }
@@ -103,7 +107,8 @@ pub fn render(s: &Status, now: u64) -> String {
                 escape(&l.address),
                 escape(&l.exit),
                 match l.kill_switch_armed {
-                    None => "-".to_string(),
+                    None if l.exit == crate::model::DIRECT => "-".to_string(),
+                    None => "<span class=\"down\">off</span>".to_string(),
                     Some(true) => "<span class=\"up\">armed</span>".to_string(),
                     Some(false) => "<span class=\"down\">NOT armed</span>".to_string(),
                 },
@@ -143,6 +148,19 @@ pub fn render(s: &Status, now: u64) -> String {
                 format!("{} / {}", bytes(peer.rx_bytes), bytes(peer.tx_bytes)),
                 format!("<span class=\"{class}\">{class}</span>"),
                 escape(&p.lans.join(", ")),
+                match &p.probe {
+                    None => "-".to_string(),
+                    Some(r) => match (&r.exit_address, &r.error) {
+                        (Some(a), _) => {
+                            format!("{} <small>({} ago)</small>", escape(a), age(r.age_secs))
+                        }
+                        (None, Some(e)) => format!(
+                            "<span class=\"down\">probe failed</span> <small>{}</small>",
+                            escape(e)
+                        ),
+                        (None, None) => "-".to_string(),
+                    },
+                },
             ]);
         }
     }
@@ -156,6 +174,7 @@ pub fn render(s: &Status, now: u64) -> String {
             "rx / tx",
             "state",
             "LANs",
+            "exits as",
         ],
         rows,
     );
