@@ -29,6 +29,9 @@ pub const DROP_COUNTERS: &[&str] = &[
     "drop_forward",
 ];
 
+/// Open connections to the status page, all LAN clients together.
+pub const STATUS_PAGE_MAX_CONNECTIONS: u32 = 64;
+
 pub fn ruleset(m: &Model) -> String {
     let mut t = String::from("table inet portal {\n");
     for c in DROP_COUNTERS {
@@ -139,6 +142,12 @@ fn input(m: &Model) -> Vec<String> {
             .filter(|l| page.lans.contains(&l.name))
             .map(|l| l.interface.as_str());
         if let Some(set) = set_of(ifaces) {
+            // The HTTP server holds a thread per open connection: bound
+            // them, so that a LAN client cannot exhaust the router's memory.
+            r.push(format!(
+                "iifname {set} tcp dport {} ct count over {STATUS_PAGE_MAX_CONNECTIONS} counter name \"drop_input_lan\" reject with tcp reset comment \"status page: connection limit\"",
+                page.port
+            ));
             r.push(format!(
                 "iifname {set} tcp dport {} accept comment \"status page\"",
                 page.port
