@@ -7,6 +7,6 @@ test:
 down:
 	scripts/lab down
 bench:
-	cargo build --release && scripts/bench-setup
+	cargo build --release && scripts/bench-setup && scripts/bench-status
 lint:
 	cargo fmt --check && cargo clippy --all-targets -- -D warnings
