@@ -10,6 +10,7 @@ pub mod desired;
 pub mod dhcp;
 pub mod diff;
 pub mod firewall;
+pub mod init;
 pub mod kernel;
 pub mod keys;
 pub mod load;

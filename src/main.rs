@@ -21,6 +21,11 @@ commands:
   pubkey FILE       print the public key of a private key file
   leases CONFIG     print the WAN's DHCP lease and the leases on record
                     for each LAN (--json for machine-readable output)
+  init [INITCONFIG] run as PID 1 (also when started as PID 1 with no
+                    arguments): mounts, modules, services, shutdown;
+                    INITCONFIG defaults to /etc/portal/init.json
+  poweroff | reboot | halt
+                    ask PID 1 to shut down
 
 options:
   --state-dir DIR   persistent state (default /var/lib/portal)
@@ -74,6 +79,18 @@ fn parse_args() -> Result<Args, String> {
 }
 
 fn main() -> ExitCode {
+    // The kernel starts init with no arguments (or only its own): PID 1 is
+    // init whatever argv[0] is.
+    if nix::unistd::getpid().as_raw() == 1 {
+        let arg = std::env::args().nth(1);
+        let cfg = match arg.as_deref() {
+            Some("init") => std::env::args().nth(2),
+            _ => None,
+        };
+        portal::init::run(Path::new(
+            cfg.as_deref().unwrap_or(portal::init::config::DEFAULT_PATH),
+        ));
+    }
     let args = match parse_args() {
         Ok(a) => a,
         Err(e) => {
@@ -84,6 +101,17 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    match args.command.as_str() {
+        "init" => {
+            let cfg = args
+                .target
+                .clone()
+                .unwrap_or_else(|| PathBuf::from(portal::init::config::DEFAULT_PATH));
+            portal::init::run(&cfg);
+        }
+        "poweroff" | "reboot" | "halt" => return ask_init(&args.command),
+        _ => {}
+    }
     let Some(target) = args.target.clone() else {
         eprintln!("portal {}: missing file argument", args.command);
         eprint!("{USAGE}");
@@ -117,6 +145,20 @@ fn main() -> ExitCode {
             eprint!("{USAGE}");
             ExitCode::from(2)
         }
+    }
+}
+
+/// Signals PID 1 the way busybox's poweroff/reboot/halt do.
+fn ask_init(what: &str) -> ExitCode {
+    use portal::init::Shutdown;
+    let kind = match what {
+        "poweroff" => Shutdown::PowerOff,
+        "reboot" => Shutdown::Reboot,
+        _ => Shutdown::Halt,
+    };
+    match nix::sys::signal::kill(nix::unistd::Pid::from_raw(1), kind.signal()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(&format!("cannot signal PID 1: {e}")),
     }
 }
 

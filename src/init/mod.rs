@@ -1,0 +1,471 @@
+//! `portal` as PID 1: mount, load modules, first-boot key, start and
+//! supervise the services, reap every zombie, and on a shutdown request
+//! stop services in reverse order, end the remaining processes, sync,
+//! unmount and reboot(2). PID 1 must never exit or panic (a dead PID 1 is a
+//! kernel panic): every failure here is logged and lived with.
+//!
+//! Signals follow busybox init, so busybox's `poweroff`, `reboot` and
+//! `halt` work from the console: SIGUSR2 or SIGPWR power off, SIGTERM
+//! reboots, SIGUSR1 halts; SIGINT (Ctrl-Alt-Del) reboots.
+
+pub mod config;
+pub mod supervise;
+
+use crate::log;
+use config::{InitConfig, Mount, ServiceSpec};
+use nix::errno::Errno;
+use nix::mount::{MntFlags, MsFlags};
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::reboot::RebootMode;
+use nix::sys::signal::{kill, SigSet, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
+use std::os::fd::AsFd;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+use supervise::{Exit, Supervisor};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shutdown {
+    PowerOff,
+    Reboot,
+    Halt,
+}
+
+impl Shutdown {
+    fn from_signal(s: Signal) -> Option<Shutdown> {
+        match s {
+            Signal::SIGUSR2 | Signal::SIGPWR => Some(Shutdown::PowerOff),
+            Signal::SIGTERM | Signal::SIGINT => Some(Shutdown::Reboot),
+            Signal::SIGUSR1 => Some(Shutdown::Halt),
+            _ => None,
+        }
+    }
+
+    fn mode(self) -> RebootMode {
+        match self {
+            Shutdown::PowerOff => RebootMode::RB_POWER_OFF,
+            Shutdown::Reboot => RebootMode::RB_AUTOBOOT,
+            Shutdown::Halt => RebootMode::RB_HALT_SYSTEM,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Shutdown::PowerOff => "power off",
+            Shutdown::Reboot => "reboot",
+            Shutdown::Halt => "halt",
+        }
+    }
+
+    /// The signal PID 1 understands as this request (for `portal poweroff`).
+    pub fn signal(self) -> Signal {
+        match self {
+            Shutdown::PowerOff => Signal::SIGUSR2,
+            Shutdown::Reboot => Signal::SIGTERM,
+            Shutdown::Halt => Signal::SIGUSR1,
+        }
+    }
+}
+
+fn say(msg: &str) {
+    log::info(&format!("init: {msg}"));
+}
+
+fn complain(msg: &str) {
+    log::error(&format!("init: {msg}"));
+}
+
+/// Monotonic milliseconds since PID 1 started.
+struct Clock(Instant);
+impl Clock {
+    fn now(&self) -> u64 {
+        self.0.elapsed().as_millis() as u64
+    }
+}
+
+/// Runs PID 1 with the config at `path`. Never returns.
+pub fn run(path: &Path) -> ! {
+    let clock = Clock(Instant::now());
+    let signals = [
+        Signal::SIGCHLD,
+        Signal::SIGTERM,
+        Signal::SIGINT,
+        Signal::SIGHUP,
+        Signal::SIGUSR1,
+        Signal::SIGUSR2,
+        Signal::SIGPWR,
+    ];
+    let mut mask = SigSet::empty();
+    for s in signals {
+        mask.add(s);
+    }
+    // Blocked and read from a signalfd: no handler runs inside PID 1.
+    if let Err(e) = mask.thread_block() {
+        complain(&format!("cannot block signals: {e}"));
+    }
+    let sfd = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC);
+    // Ctrl-Alt-Del becomes SIGINT to us instead of an immediate reboot.
+    let _ = nix::sys::reboot::set_cad_enabled(false);
+
+    // The config is on the root file system: readable before any mount.
+    let cfg = load_config(path);
+    let mounted = mount_all(&cfg.mounts);
+    if let Some(h) = &cfg.hostname {
+        match nix::unistd::sethostname(h) {
+            Ok(()) => say(&format!("host name {h}")),
+            Err(e) => complain(&format!("cannot set host name {h}: {e}")),
+        }
+    }
+    load_modules(&cfg.modules);
+    if let Some(key) = &cfg.first_boot_key {
+        first_boot_key(key);
+    }
+
+    let names: Vec<String> = cfg.services.iter().map(|s| s.name.clone()).collect();
+    let mut sup = Supervisor::new(&names);
+    let Ok(sfd) = sfd else {
+        complain("no signalfd: cannot supervise; services run unsupervised");
+        for s in &cfg.services {
+            let _ = spawn(s);
+        }
+        park();
+    };
+    loop {
+        let now = clock.now();
+        for i in sup.due(now) {
+            let Some(spec) = cfg.services.get(i) else {
+                continue;
+            };
+            match spawn(spec) {
+                Ok(pid) => {
+                    sup.started(i, pid, now);
+                    say(&format!("started {} (pid {pid})", spec.name));
+                }
+                Err(e) => {
+                    complain(&format!("cannot start {}: {e}", spec.name));
+                    if let Some(x) = sup.start_failed(i, now) {
+                        log_exit(&x, None);
+                    }
+                }
+            }
+        }
+        let wait = sup
+            .next_due()
+            .map(|at| at.saturating_sub(clock.now()).min(60_000))
+            .unwrap_or(60_000);
+        let mut fds = [PollFd::new(sfd.as_fd(), PollFlags::POLLIN)];
+        let _ = poll(
+            &mut fds,
+            PollTimeout::try_from(wait as i32).unwrap_or(PollTimeout::MAX),
+        );
+        let mut request = None;
+        while let Ok(Some(info)) = sfd.read_signal() {
+            let Ok(sig) = Signal::try_from(info.ssi_signo as i32) else {
+                continue;
+            };
+            if let Some(r) = Shutdown::from_signal(sig) {
+                request = Some(r);
+            } else if sig == Signal::SIGHUP {
+                say("SIGHUP: nothing to reload in init (the agent reloads on its own SIGHUP)");
+            }
+        }
+        reap(&mut sup, &clock);
+        if let Some(r) = request {
+            shutdown(r, &mut sup, &cfg, &mounted, &sfd, &clock);
+        }
+    }
+}
+
+fn load_config(path: &Path) -> InitConfig {
+    match std::fs::read_to_string(path) {
+        Ok(text) => match config::parse(&text) {
+            Ok(c) => {
+                say(&format!("config {}", path.display()));
+                c
+            }
+            Err(e) => {
+                complain(&format!(
+                    "{}: {e}; booting with no services",
+                    path.display()
+                ));
+                InitConfig::default()
+            }
+        },
+        Err(e) => {
+            complain(&format!(
+                "cannot read {}: {e}; booting with no services",
+                path.display()
+            ));
+            InitConfig::default()
+        }
+    }
+}
+
+/// Mounts what is not mounted yet; returns what it mounted.
+fn mount_all(mounts: &[Mount]) -> Vec<Mount> {
+    let present =
+        config::mount_points(&std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default());
+    let mut done = Vec::new();
+    for m in mounts {
+        let target = m.target.to_string_lossy().to_string();
+        if present.contains(&target) {
+            continue;
+        }
+        let _ = std::fs::create_dir_all(&m.target);
+        let mut flags = MsFlags::empty();
+        if m.read_only {
+            flags |= MsFlags::MS_RDONLY;
+        }
+        let r = nix::mount::mount(
+            Some(m.source.as_str()),
+            &m.target,
+            Some(m.fstype.as_str()),
+            flags,
+            m.options.as_deref(),
+        );
+        match r {
+            Ok(()) => {
+                say(&format!("mounted {} ({}) on {target}", m.source, m.fstype));
+                done.push(m.clone());
+            }
+            Err(e) if m.optional => complain(&format!(
+                "optional mount {} on {target} failed: {e}",
+                m.source
+            )),
+            Err(e) => complain(&format!("mount {} on {target} failed: {e}", m.source)),
+        }
+    }
+    done
+}
+
+fn load_modules(modules: &[String]) {
+    if modules.is_empty() {
+        return;
+    }
+    let release = nix::sys::utsname::uname()
+        .map(|u| u.release().to_string_lossy().to_string())
+        .unwrap_or_default();
+    let mut loaded = 0;
+    for m in modules {
+        let path = if m.starts_with('/') {
+            std::path::PathBuf::from(m)
+        } else {
+            Path::new("/lib/modules").join(&release).join(m)
+        };
+        let r = std::fs::File::open(&path)
+            .map_err(|e| e.to_string())
+            .and_then(|f| {
+                nix::kmod::finit_module(&f, c"", nix::kmod::ModuleInitFlags::empty())
+                    .or_else(|e| if e == Errno::EEXIST { Ok(()) } else { Err(e) })
+                    .map_err(|e| e.to_string())
+            });
+        match r {
+            Ok(()) => loaded += 1,
+            Err(e) => complain(&format!("module {}: {e}", path.display())),
+        }
+    }
+    say(&format!(
+        "loaded {loaded} of {} kernel modules",
+        modules.len()
+    ));
+}
+
+fn first_boot_key(path: &Path) {
+    if path.exists() {
+        return;
+    }
+    if let Some(dir) = path.parent() {
+        use std::os::unix::fs::DirBuilderExt;
+        let _ = std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir);
+    }
+    match crate::keys::generate(path) {
+        Ok(public) => say(&format!(
+            "first boot: new WireGuard key {}; public key: {public}",
+            path.display()
+        )),
+        Err(e) => complain(&format!("first boot: {e}")),
+    }
+}
+
+fn spawn(s: &ServiceSpec) -> Result<i32, String> {
+    let (program, args) = s.argv.split_first().ok_or("empty argv")?;
+    let mut cmd = Command::new(program);
+    cmd.args(args)
+        .env_clear()
+        .env("PATH", "/sbin:/usr/sbin:/bin:/usr/bin")
+        .env("HOME", "/")
+        .current_dir("/");
+    if s.console {
+        let tty = |_: ()| {
+            std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open("/dev/console")
+                .map(Stdio::from)
+                .map_err(|e| format!("/dev/console: {e}"))
+        };
+        cmd.stdin(tty(())?).stdout(tty(())?).stderr(tty(())?);
+    } else {
+        cmd.stdin(Stdio::null());
+    }
+    // std resets the signal mask in the child; the Child handle is dropped
+    // without waiting: PID 1 reaps every child itself.
+    let child = cmd.spawn().map_err(|e| e.to_string())?;
+    Ok(child.id() as i32)
+}
+
+/// Reaps every exited child: services (restart scheduled) and orphans.
+fn reap(sup: &mut Supervisor, clock: &Clock) {
+    loop {
+        match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::Exited(pid, code)) => {
+                let x = sup.exited(pid.as_raw(), clock.now());
+                log_exit(&x, Some(format!("exit status {code}")));
+            }
+            Ok(WaitStatus::Signaled(pid, sig, _)) => {
+                let x = sup.exited(pid.as_raw(), clock.now());
+                log_exit(&x, Some(format!("killed by {sig}")));
+            }
+            Ok(WaitStatus::StillAlive) | Err(_) => return,
+            Ok(_) => {}
+        }
+    }
+}
+
+fn log_exit(x: &Exit, how: Option<String>) {
+    let Exit::Service {
+        name,
+        ran_ms,
+        restart_in,
+        restarts,
+    } = x
+    else {
+        return; // orphans are reaped silently
+    };
+    let how = how.unwrap_or_else(|| "did not start".into());
+    match restart_in {
+        Some(ms) => {
+            crate::counters::add(&crate::counters::RESTARTS, 1);
+            complain(&format!(
+                "{name} ended ({how}) after {:.1} s; restart #{restarts} in {:.0} s",
+                *ran_ms as f64 / 1000.0,
+                *ms as f64 / 1000.0
+            ));
+        }
+        None => say(&format!("{name} stopped ({how})")),
+    }
+}
+
+/// Waits up to `limit` for SIGCHLDs, reaping, until `done` holds.
+fn reap_until(
+    sfd: &SignalFd,
+    sup: &mut Supervisor,
+    clock: &Clock,
+    limit: Duration,
+    done: impl Fn(&Supervisor) -> bool,
+) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        reap(sup, clock);
+        if done(sup) {
+            return true;
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return false;
+        }
+        let mut fds = [PollFd::new(sfd.as_fd(), PollFlags::POLLIN)];
+        let _ = poll(
+            &mut fds,
+            PollTimeout::try_from(left.as_millis().min(1000) as i32).unwrap_or(PollTimeout::MAX),
+        );
+        while let Ok(Some(_)) = sfd.read_signal() {}
+    }
+}
+
+fn no_children() -> bool {
+    matches!(
+        waitpid(
+            Pid::from_raw(-1),
+            Some(WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT | WaitPidFlag::WEXITED)
+        ),
+        Err(Errno::ECHILD)
+    )
+}
+
+fn shutdown(
+    kind: Shutdown,
+    sup: &mut Supervisor,
+    cfg: &InitConfig,
+    mounted: &[Mount],
+    sfd: &SignalFd,
+    clock: &Clock,
+) -> ! {
+    say(&format!("{}: stopping services", kind.name()));
+    let stop_timeout = Duration::from_secs(cfg.stop_timeout_secs);
+    for (name, pid) in sup.shutdown() {
+        say(&format!("stopping {name} (pid {pid})"));
+        let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);
+        let gone = |s: &Supervisor| {
+            !s.services
+                .iter()
+                .any(|x| matches!(x.state, supervise::State::Running { pid: p, .. } if p == pid))
+        };
+        if !reap_until(sfd, sup, clock, stop_timeout, gone) {
+            complain(&format!(
+                "{name} did not stop within {} s: SIGKILL",
+                stop_timeout.as_secs()
+            ));
+            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+            reap_until(sfd, sup, clock, Duration::from_secs(2), gone);
+        }
+    }
+    // Whatever is left (orphans, children of services): TERM, then KILL.
+    say("ending the remaining processes");
+    let _ = kill(Pid::from_raw(-1), Signal::SIGTERM);
+    if !reap_until(sfd, sup, clock, Duration::from_secs(2), |_| no_children()) {
+        let _ = kill(Pid::from_raw(-1), Signal::SIGKILL);
+        reap_until(sfd, sup, clock, Duration::from_secs(2), |_| no_children());
+    }
+    say("sync");
+    nix::unistd::sync();
+    for m in mounted.iter().rev() {
+        match nix::mount::umount2(&m.target, MntFlags::empty()) {
+            Ok(()) => say(&format!("unmounted {}", m.target.display())),
+            Err(e) => {
+                // Busy: at least make it read-only so that nothing is lost.
+                let ro = nix::mount::mount(
+                    None::<&str>,
+                    &m.target,
+                    None::<&str>,
+                    MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
+                    None::<&str>,
+                );
+                complain(&format!(
+                    "cannot unmount {} ({e}); read-only remount: {}",
+                    m.target.display(),
+                    if ro.is_ok() { "done" } else { "failed" }
+                ));
+            }
+        }
+    }
+    nix::unistd::sync();
+    say(&format!("{}: reboot(2)", kind.name()));
+    let Err(e) = nix::sys::reboot::reboot(kind.mode());
+    complain(&format!("reboot(2) failed: {e}; halting here"));
+    park();
+}
+
+/// PID 1 must not exit: wait forever, still reaping.
+fn park() -> ! {
+    loop {
+        let _ = waitpid(Pid::from_raw(-1), None);
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}
