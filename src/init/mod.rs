@@ -22,6 +22,7 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 use std::os::fd::AsFd;
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -101,6 +102,10 @@ pub fn run(path: &Path) -> ! {
     let mut mask = SigSet::empty();
     for s in signals {
         mask.add(s);
+        // An ignored signal never reaches the signalfd: undo what the
+        // starter may have set (a shell ignores SIGINT for background jobs).
+        // SAFETY: no handler is installed, only the default disposition.
+        let _ = unsafe { nix::sys::signal::signal(s, nix::sys::signal::SigHandler::SigDfl) };
     }
     // Blocked and read from a signalfd: no handler runs inside PID 1.
     if let Err(e) = mask.thread_block() {
@@ -314,8 +319,27 @@ fn spawn(s: &ServiceSpec) -> Result<i32, String> {
     } else {
         cmd.stdin(Stdio::null());
     }
-    // std resets the signal mask in the child; the Child handle is dropped
-    // without waiting: PID 1 reaps every child itself.
+    // The child must not inherit PID 1's blocked signals (a service that
+    // cannot get SIGTERM or SIGHUP) nor ignored ones.
+    // SAFETY: between fork and exec only async-signal-safe calls
+    // (sigprocmask, sigaction) are made, and nothing is allocated.
+    unsafe {
+        cmd.pre_exec(|| {
+            for sig in Signal::iterator() {
+                if sig != Signal::SIGKILL && sig != Signal::SIGSTOP {
+                    let _ = nix::sys::signal::signal(sig, nix::sys::signal::SigHandler::SigDfl);
+                }
+            }
+            nix::sys::signal::sigprocmask(
+                nix::sys::signal::SigmaskHow::SIG_SETMASK,
+                Some(&SigSet::empty()),
+                None,
+            )
+            .map_err(std::io::Error::from)
+        });
+    }
+    // The Child handle is dropped without waiting: PID 1 reaps every
+    // child itself.
     let child = cmd.spawn().map_err(|e| e.to_string())?;
     Ok(child.id() as i32)
 }
