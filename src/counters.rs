@@ -1,26 +1,40 @@
 //! The agent's own counters since it started, for the status page and
 //! /metrics. Process-wide because restarts happen in several places (DHCP
 //! threads, wireguard-go children) and each only needs to add one.
+//! A mutex per counter, not an AtomicU64: 32-bit MIPS (the EdgeRouter X)
+//! has no 64-bit atomics, and these change a few times a second at most.
 
 use crate::status::Counters;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 
-pub static PASSES: AtomicU64 = AtomicU64::new(0);
-pub static CHANGES_APPLIED: AtomicU64 = AtomicU64::new(0);
-pub static APPLY_ERRORS: AtomicU64 = AtomicU64::new(0);
+pub struct Counter(Mutex<u64>);
+
+impl Counter {
+    const fn new() -> Counter {
+        Counter(Mutex::new(0))
+    }
+
+    fn get(&self) -> u64 {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+pub static PASSES: Counter = Counter::new();
+pub static CHANGES_APPLIED: Counter = Counter::new();
+pub static APPLY_ERRORS: Counter = Counter::new();
 /// A supervised child or thread that ended and is started again.
-pub static RESTARTS: AtomicU64 = AtomicU64::new(0);
+pub static RESTARTS: Counter = Counter::new();
 
-pub fn add(c: &AtomicU64, n: u64) {
-    c.fetch_add(n, Ordering::Relaxed);
+pub fn add(c: &Counter, n: u64) {
+    let mut v = c.0.lock().unwrap_or_else(|e| e.into_inner());
+    *v = v.saturating_add(n);
 }
 
 pub fn snapshot() -> Counters {
-    let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
     Counters {
-        passes: get(&PASSES),
-        changes_applied: get(&CHANGES_APPLIED),
-        apply_errors: get(&APPLY_ERRORS),
-        restarts: get(&RESTARTS),
+        passes: PASSES.get(),
+        changes_applied: CHANGES_APPLIED.get(),
+        apply_errors: APPLY_ERRORS.get(),
+        restarts: RESTARTS.get(),
     }
 }

@@ -57,7 +57,7 @@ pub fn fetch(probe: &Probe, device: &str) -> Result<String, String> {
     setsockopt(&fd, sockopt::BindToDevice, &OsString::from(device))
         .map_err(|e| format!("SO_BINDTODEVICE {device}: {e}"))?;
     // Linux bounds connect() by the send timeout too.
-    let tv = nix::sys::time::TimeVal::new(TIMEOUT.as_secs() as i64, 0);
+    let tv = nix::sys::time::TimeVal::new(TIMEOUT.as_secs() as _, 0);
     setsockopt(&fd, sockopt::SendTimeout, &tv).map_err(|e| format!("SO_SNDTIMEO: {e}"))?;
     setsockopt(&fd, sockopt::ReceiveTimeout, &tv).map_err(|e| format!("SO_RCVTIMEO: {e}"))?;
     socket::connect(fd.as_raw_fd(), &SockaddrIn::from(addr)).map_err(|e| match e {
