@@ -179,6 +179,8 @@ pub fn set(
 /// A device's live figures for the status page.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DeviceStats {
+    /// wireguard-go (a tun device) rather than the kernel module.
+    pub userspace: bool,
     pub public_key: Option<String>,
     pub listen_port: Option<u16>,
     pub peers: Vec<PeerStats>,
@@ -208,6 +210,7 @@ pub fn stats(name: &str) -> Result<DeviceStats, String> {
     let dev = Device::get(&ifname(name)?, backend(userspace))
         .map_err(|e| format!("cannot read WireGuard device {name}: {e}"))?;
     Ok(DeviceStats {
+        userspace,
         public_key: dev.public_key.map(|k| k.to_base64()),
         listen_port: dev.listen_port,
         peers: dev

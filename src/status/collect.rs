@@ -113,6 +113,8 @@ pub fn system(hostname: Option<&str>) -> System {
         load: parse_loadavg(&read("/proc/loadavg")).unwrap_or_default(),
         mem_total_kib,
         mem_available_kib,
+        portal_is_init: std::fs::read_link("/proc/1/exe").ok().is_some()
+            && std::fs::read_link("/proc/1/exe").ok() == std::fs::read_link("/proc/self/exe").ok(),
     }
 }
 
@@ -200,6 +202,14 @@ impl Collector {
                     interface: p.interface.clone(),
                     public_key: live.as_ref().and_then(|d| d.public_key.clone()),
                     listen_port: live.as_ref().and_then(|d| d.listen_port),
+                    backend: live.as_ref().map(|d| {
+                        if d.userspace {
+                            "wireguard-go"
+                        } else {
+                            "kernel"
+                        }
+                        .to_string()
+                    }),
                     peers,
                     lans: m.lans_via(&p.name).map(|l| l.name.clone()).collect(),
                     probe: probes.get(&p.name).map(|o| ProbeResult {

@@ -67,10 +67,12 @@ pub fn render(s: &Status, now: u64) -> String {
     );
     let _ = write!(o, "<h1>{}</h1>", escape(name));
     let sys = &s.system;
-    let _ = write!(
+    let _ =
+        write!(
         o,
-        "<p id=\"system\">Portal {} · up {} · load {:.2} {:.2} {:.2} · memory {} free of {}</p>",
+        "<p id=\"system\">Portal {}{} · up {} · load {:.2} {:.2} {:.2} · memory {} free of {}</p>",
         escape(&sys.version),
+        if sys.portal_is_init { " (firmware, PID 1)" } else { "" },
         age(sys.uptime_secs),
         sys.load[0],
         sys.load[1],
@@ -132,9 +134,10 @@ pub fn render(s: &Status, now: u64) -> String {
             };
             rows.push(vec![
                 format!(
-                    "{} (<code>{}</code>)",
+                    "{} (<code>{}</code>, {})",
                     escape(&p.name),
-                    escape(&p.interface)
+                    escape(&p.interface),
+                    dash(p.backend.as_deref())
                 ),
                 format!(
                     "{}<br><code>{}</code>",

@@ -40,6 +40,8 @@ pub struct System {
     pub load: [f64; 3],
     pub mem_total_kib: u64,
     pub mem_available_kib: u64,
+    /// Portal itself is PID 1 (the firmware), not an agent on another OS.
+    pub portal_is_init: bool,
 }
 
 #[derive(Serialize, Debug, Clone, PartialEq, Default)]
@@ -71,6 +73,8 @@ pub struct Portal {
     pub interface: String,
     pub public_key: Option<String>,
     pub listen_port: Option<u16>,
+    /// "kernel" or "wireguard-go"; None when the device is missing.
+    pub backend: Option<String>,
     pub peers: Vec<Peer>,
     /// The LANs that exit through this portal.
     pub lans: Vec<String>,

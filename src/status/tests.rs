@@ -11,6 +11,7 @@ fn sample() -> Status {
             load: [0.5, 0.25, 0.125],
             mem_total_kib: 1024 * 1024,
             mem_available_kib: 512 * 1024,
+            portal_is_init: true,
         },
         wan: Wan {
             interface: "eth0".into(),
@@ -34,6 +35,7 @@ fn sample() -> Status {
         interface: "wg-paris".into(),
         public_key: Some("PUBKEYsite=".into()),
         listen_port: Some(51820),
+        backend: Some("kernel".into()),
         peers: vec![Peer {
             name: Some("paris-exit".into()),
             public_key: "xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=".into(),
@@ -112,6 +114,8 @@ fn the_page_shows_every_section_and_escapes_what_it_is_given() {
         "<title>nyc - Portal</title>",
         "http-equiv=\"refresh\"",
         "up 62 min",
+        "(firmware, PID 1)",
+        "<code>wg-paris</code>, kernel)",
         "198.51.100.104/24",
         "10 min left",
         "<span class=\"up\">armed</span>",
