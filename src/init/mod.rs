@@ -28,6 +28,14 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use supervise::{Exit, Supervisor};
 
+/// Set in every service's environment.
+pub const UNDER_INIT_ENV: &str = "PORTAL_INIT";
+
+/// This process was started by Portal's own PID 1.
+pub fn under_portal_init() -> bool {
+    std::env::var_os(UNDER_INIT_ENV).is_some() && nix::unistd::getppid().as_raw() == 1
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Shutdown {
     PowerOff,
@@ -116,8 +124,18 @@ pub fn run(path: &Path) -> ! {
     let _ = nix::sys::reboot::set_cad_enabled(false);
 
     // The config is on the root file system: readable before any mount.
+    // Block devices need their drivers: those mounts wait for the modules.
     let cfg = load_config(path);
-    let mounted = mount_all(&cfg.mounts);
+    let (devices, pseudo): (Vec<Mount>, Vec<Mount>) = cfg
+        .mounts
+        .iter()
+        .cloned()
+        .partition(|m| m.source.starts_with("/dev/"));
+    let mut mounted = mount_all(&pseudo);
+    if let Ok(up) = std::fs::read_to_string("/proc/uptime") {
+        let secs = up.split_whitespace().next().unwrap_or("?");
+        say(&format!("PID 1 running {secs} s after the kernel started"));
+    }
     if let Some(h) = &cfg.hostname {
         match nix::unistd::sethostname(h) {
             Ok(()) => say(&format!("host name {h}")),
@@ -125,6 +143,8 @@ pub fn run(path: &Path) -> ! {
         }
     }
     load_modules(&cfg.modules);
+    wait_for_devices(&devices, Duration::from_secs(5));
+    mounted.extend(mount_all(&devices));
     if let Some(key) = &cfg.first_boot_key {
         first_boot_key(key);
     }
@@ -246,6 +266,15 @@ fn mount_all(mounts: &[Mount]) -> Vec<Mount> {
     done
 }
 
+/// Drivers create their device nodes as they probe, which can lag behind
+/// the module load: give them a moment.
+fn wait_for_devices(mounts: &[Mount], limit: Duration) {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline && !mounts.iter().all(|m| Path::new(&m.source).exists()) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 fn load_modules(modules: &[String]) {
     if modules.is_empty() {
         return;
@@ -305,6 +334,10 @@ fn spawn(s: &ServiceSpec) -> Result<i32, String> {
         .env_clear()
         .env("PATH", "/sbin:/usr/sbin:/bin:/usr/bin")
         .env("HOME", "/")
+        // Lets the agent tell it runs under Portal's own init (the status
+        // page says "firmware"): reading /proc/1/exe needs privileges the
+        // agent drops.
+        .env(UNDER_INIT_ENV, "1")
         .current_dir("/");
     if s.console {
         let tty = |_: ()| {

@@ -113,8 +113,7 @@ pub fn system(hostname: Option<&str>) -> System {
         load: parse_loadavg(&read("/proc/loadavg")).unwrap_or_default(),
         mem_total_kib,
         mem_available_kib,
-        portal_is_init: std::fs::read_link("/proc/1/exe").ok().is_some()
-            && std::fs::read_link("/proc/1/exe").ok() == std::fs::read_link("/proc/self/exe").ok(),
+        portal_is_init: crate::init::under_portal_init(),
     }
 }
 
