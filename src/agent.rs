@@ -41,12 +41,15 @@ async fn checked_pass(
     inputs: &Inputs,
 ) -> Result<(Report, Observed), String> {
     let d = desired(m, inputs);
+    let started = Instant::now();
     let o = kernel.observe(&d).await?;
+    let observe_ms = started.elapsed().as_millis() as u64;
     let changes = diff(&d, &o, kernel.userspace_hint());
     if changes.is_empty() {
         return Ok((Report::default(), o));
     }
-    let r = kernel.apply(&changes).await;
+    let mut r = kernel.apply(&changes).await;
+    r.step_ms.insert(0, ("observe".into(), observe_ms));
     Ok((r, kernel.observe(&d).await?))
 }
 
@@ -183,8 +186,12 @@ pub async fn run(
                 Ok(r) if r.applied.is_empty() && r.errors.is_empty() => {}
                 Ok(r) => {
                     log_report(&r);
+                    let slowest = r
+                        .slowest()
+                        .map(|(step, ms)| format!(" (slowest: {step} {ms} ms)"))
+                        .unwrap_or_default();
                     log::info(&format!(
-                        "pass ({reason}): {} change(s), {} error(s) in {} ms",
+                        "pass ({reason}): {} change(s), {} error(s) in {} ms{slowest}",
                         r.applied.len(),
                         r.errors.len(),
                         started.elapsed().as_millis()
@@ -260,12 +267,26 @@ pub async fn run(
             }
         }
     }
+    // Every thread is told at once; then each is waited for, timed so
+    // that a slow stop shows where it waits.
+    prober.tell_to_stop();
+    if let Some(w) = &wan {
+        w.tell_to_stop();
+    }
+    let t = Instant::now();
+    let mut waited = Vec::new();
+    let mut lap = |what: &str| waited.push(format!("{what} {} ms", t.elapsed().as_millis()));
     dhcp.stop_all();
+    lap("dhcp");
     pages.stop_all();
+    lap("status page");
     prober.stop();
+    lap("probe");
     if let Some(w) = wan.take() {
         w.stop();
     }
+    lap("wan");
+    log::info(&format!("threads stopped after: {}", waited.join(", ")));
     log::info("agent stopping; the applied state stays in place (use `portal down` to remove it)");
     Ok(())
 }

@@ -30,6 +30,11 @@ impl Worker {
         self.thread.is_finished()
     }
 
+    /// Sets the stop flag without waiting: `stop` then waits.
+    pub fn tell_to_stop(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+
     pub fn stop(self) {
         self.stop.store(true, Ordering::Relaxed);
         let _ = self.thread.join();

@@ -86,8 +86,14 @@ impl Servers {
         }
     }
 
+    /// Stops every server: all are told first, then waited for, so that
+    /// stopping takes as long as the slowest, not the sum.
     pub fn stop_all(&mut self) {
-        for (_, r) in std::mem::take(&mut self.running) {
+        let all = std::mem::take(&mut self.running);
+        for r in all.values() {
+            r.worker.tell_to_stop();
+        }
+        for (_, r) in all {
             r.worker.stop();
         }
     }
@@ -121,7 +127,8 @@ pub fn bind(interface: &str, port: u16) -> Result<UdpSocket, String> {
     let any = socket::SockaddrIn::new(0, 0, 0, 0, port);
     socket::bind(fd.as_raw_fd(), &any).map_err(|e| err(&format!("bind port {port}"), e))?;
     let sock = UdpSocket::from(fd);
-    sock.set_read_timeout(Some(Duration::from_secs(1)))
+    // How often an idle server looks at its stop flag.
+    sock.set_read_timeout(Some(Duration::from_millis(250)))
         .map_err(|e| format!("{interface}: {e}"))?;
     Ok(sock)
 }

@@ -73,6 +73,10 @@ impl WanClient {
         self.rx.clone()
     }
 
+    pub fn tell_to_stop(&self) {
+        self.worker.tell_to_stop();
+    }
+
     pub fn stop(self) {
         self.worker.stop();
     }

@@ -446,14 +446,27 @@ fn reap_until(
     }
 }
 
+/// PID 1's children as "pid (name)", from /proc.
+fn children() -> Vec<String> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter_map(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            // "pid (comm) state ppid ...": comm may hold spaces, so split at ')'.
+            let (head, rest) = stat.rsplit_once(')')?;
+            let comm = head.split_once('(')?.1;
+            let ppid: u32 = rest.split_whitespace().nth(1)?.parse().ok()?;
+            (ppid == 1).then(|| format!("{pid} ({comm})"))
+        })
+        .collect()
+}
+
+/// No child left, zombie or alive (`reap` runs before each check).
+/// (waitpid cannot ask this: WNOWAIT is a waitid flag.)
 fn no_children() -> bool {
-    matches!(
-        waitpid(
-            Pid::from_raw(-1),
-            Some(WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT | WaitPidFlag::WEXITED)
-        ),
-        Err(Errno::ECHILD)
-    )
+    children().is_empty()
 }
 
 fn shutdown(
@@ -468,7 +481,14 @@ fn shutdown(
     let stop_timeout = Duration::from_secs(cfg.stop_timeout_secs);
     for (name, pid) in sup.shutdown() {
         say(&format!("stopping {name} (pid {pid})"));
-        let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);
+        // An interactive shell ignores SIGTERM but ends on a hang-up.
+        let console = cfg.services.iter().any(|s| s.name == name && s.console);
+        let signal = if console {
+            Signal::SIGHUP
+        } else {
+            Signal::SIGTERM
+        };
+        let _ = kill(Pid::from_raw(pid), signal);
         let gone = |s: &Supervisor| {
             !s.services
                 .iter()
@@ -487,6 +507,10 @@ fn shutdown(
     say("ending the remaining processes");
     let _ = kill(Pid::from_raw(-1), Signal::SIGTERM);
     if !reap_until(sfd, sup, clock, Duration::from_secs(2), |_| no_children()) {
+        complain(&format!(
+            "still running after SIGTERM: {}; SIGKILL",
+            children().join(", ")
+        ));
         let _ = kill(Pid::from_raw(-1), Signal::SIGKILL);
         reap_until(sfd, sup, clock, Duration::from_secs(2), |_| no_children());
     }

@@ -32,6 +32,15 @@ pub struct Kernel {
 pub struct Report {
     pub applied: Vec<String>,
     pub errors: Vec<String>,
+    /// Each step's first line and how long it took (ms), for the log: where
+    /// a slow pass spends its time.
+    pub step_ms: Vec<(String, u64)>,
+}
+
+impl Report {
+    pub fn slowest(&self) -> Option<&(String, u64)> {
+        self.step_ms.iter().max_by_key(|(_, ms)| *ms)
+    }
 }
 
 impl Kernel {
@@ -108,7 +117,13 @@ impl Kernel {
         let mut report = Report::default();
         for c in changes {
             let shown = c.to_string();
-            match self.apply_one(c).await {
+            let started = std::time::Instant::now();
+            let result = self.apply_one(c).await;
+            report.step_ms.push((
+                shown.lines().next().unwrap_or_default().to_string(),
+                started.elapsed().as_millis() as u64,
+            ));
+            match result {
                 Ok(()) => report.applied.push(shown),
                 Err(e) => {
                     let first = shown.lines().next().unwrap_or_default().to_string();

@@ -122,8 +122,13 @@ impl Pages {
         }
     }
 
+    /// All listeners are told first, then waited for.
     pub fn stop_all(&mut self) {
-        for (_, (_, w)) in std::mem::take(&mut self.running) {
+        let all = std::mem::take(&mut self.running);
+        for (_, w) in all.values() {
+            w.tell_to_stop();
+        }
+        for (_, (_, w)) in all {
             w.stop();
         }
     }
@@ -173,8 +178,13 @@ fn serve(s: &Spec, cache: &Cache, stop: &AtomicBool) -> Result<(), String> {
         let theirs = helper.join().unwrap_or(Ok(()));
         mine.and(theirs)
     });
-    drop(server);
+    // Shut the listening socket down: tiny_http's accept thread wakes with
+    // an error and ends. The Server itself is dropped on a thread of its
+    // own: its Drop connects to its own address to wake that thread, and
+    // under QEMU that connect was seen to hang for longer than PID 1 waits
+    // for the agent to stop (not seen in namespaces; cause not found).
     let _ = socket::shutdown(kick.as_raw_fd(), Shutdown::Both);
+    std::thread::spawn(move || drop(server));
     result
 }
 
