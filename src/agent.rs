@@ -14,6 +14,7 @@ use crate::log;
 use crate::model::{Model, WanMode};
 use crate::status::collect::{kill_switch_armed, AgentView, Shared};
 use crate::status::{probe, server::Pages};
+use crate::worker::lock;
 use futures::StreamExt;
 use rtnetlink::MulticastGroup;
 use std::path::{Path, PathBuf};
@@ -156,7 +157,10 @@ pub async fn run(
     let mut reason = "start";
     let mut dhcp = Servers::default();
     let mut wan: Option<WanClient> = None;
-    let shared: Shared = Arc::new(Mutex::new(AgentView::default()));
+    let shared: Shared = Arc::new(Mutex::new(AgentView {
+        model: Some(Arc::new(m.clone())),
+        ..AgentView::default()
+    }));
     let mut pages = Pages::new(shared.clone(), &opts.state_dir);
     let prober = probe::start(shared.clone());
     log::info(&format!(
@@ -173,14 +177,10 @@ pub async fn run(
             inputs.wan_lease = wan.as_ref().and_then(|w| w.lease());
             let outcome = checked_pass(&mut kernel, &m, &inputs).await;
             counters::add(&counters::PASSES, 1);
-            {
-                let mut view = shared.lock().unwrap_or_else(|e| e.into_inner());
-                view.model = Some(Arc::new(m.clone()));
-                if let Ok((r, after)) = &outcome {
-                    counters::add(&counters::CHANGES_APPLIED, r.applied.len() as u64);
-                    counters::add(&counters::APPLY_ERRORS, r.errors.len() as u64);
-                    view.kill_switch = kill_switch_armed(&m, after);
-                }
+            if let Ok((r, after)) = &outcome {
+                counters::add(&counters::CHANGES_APPLIED, r.applied.len() as u64);
+                counters::add(&counters::APPLY_ERRORS, r.errors.len() as u64);
+                lock(&shared).kill_switch = kill_switch_armed(&m, after);
             }
             match outcome.map(|(r, _)| r) {
                 Ok(r) if r.applied.is_empty() && r.errors.is_empty() => {}
@@ -255,6 +255,7 @@ pub async fn run(
             match load(config) {
                 Ok((nm, ni)) => {
                     log::info(&format!("{reason}: config reloaded"));
+                    lock(&shared).model = Some(Arc::new(nm.clone()));
                     m = nm;
                     inputs = ni;
                 }
@@ -267,26 +268,24 @@ pub async fn run(
             }
         }
     }
-    // Every thread is told at once; then each is waited for, timed so
-    // that a slow stop shows where it waits.
+    // Every thread is told at once, then each is waited for: stopping
+    // takes as long as the slowest thread, not the sum.
+    let stopping = Instant::now();
     prober.tell_to_stop();
     if let Some(w) = &wan {
         w.tell_to_stop();
     }
-    let t = Instant::now();
-    let mut waited = Vec::new();
-    let mut lap = |what: &str| waited.push(format!("{what} {} ms", t.elapsed().as_millis()));
+    dhcp.tell_all_to_stop();
+    pages.tell_all_to_stop();
     dhcp.stop_all();
-    lap("dhcp");
     pages.stop_all();
-    lap("status page");
     prober.stop();
-    lap("probe");
     if let Some(w) = wan.take() {
         w.stop();
     }
-    lap("wan");
-    log::info(&format!("threads stopped after: {}", waited.join(", ")));
-    log::info("agent stopping; the applied state stays in place (use `portal down` to remove it)");
+    log::info(&format!(
+        "agent stopping (threads ended in {} ms); the applied state stays in place (use `portal down` to remove it)",
+        stopping.elapsed().as_millis()
+    ));
     Ok(())
 }

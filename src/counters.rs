@@ -5,6 +5,7 @@
 //! has no 64-bit atomics, and these change a few times a second at most.
 
 use crate::status::Counters;
+use crate::worker::lock;
 use std::sync::Mutex;
 
 pub struct Counter(Mutex<u64>);
@@ -15,7 +16,7 @@ impl Counter {
     }
 
     fn get(&self) -> u64 {
-        *self.0.lock().unwrap_or_else(|e| e.into_inner())
+        *lock(&self.0)
     }
 }
 
@@ -26,7 +27,7 @@ pub static APPLY_ERRORS: Counter = Counter::new();
 pub static RESTARTS: Counter = Counter::new();
 
 pub fn add(c: &Counter, n: u64) {
-    let mut v = c.0.lock().unwrap_or_else(|e| e.into_inner());
+    let mut v = lock(&c.0);
     *v = v.saturating_add(n);
 }
 

@@ -9,11 +9,10 @@ use super::store::LeaseStore;
 use super::wire::{encode, mac, parse_request};
 use crate::log;
 use crate::model::{DhcpServer, Model, WanMode};
-use crate::worker::Worker;
+use crate::worker::{Worker, WorkerSet};
 use dhcproto::v4::Message;
-use nix::sys::socket::{self, setsockopt, sockopt, AddressFamily, MsgFlags, SockFlag, SockType};
+use nix::sys::socket::{self, setsockopt, sockopt, MsgFlags, SockType};
 use std::collections::BTreeMap;
-use std::ffi::OsString;
 use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
@@ -38,16 +37,9 @@ struct Spec {
     dir: PathBuf,
 }
 
-struct Running {
-    spec: Spec,
-    worker: Worker,
-}
-
-/// The set of running servers, kept equal to the model by `sync`.
+/// The running servers, kept equal to the model by `sync`.
 #[derive(Default)]
-pub struct Servers {
-    running: BTreeMap<String, Running>,
-}
+pub struct Servers(WorkerSet<Spec>);
 
 impl Servers {
     /// `wan_dns`: the DNS servers of the WAN's DHCP lease, for LANs that
@@ -70,55 +62,27 @@ impl Servers {
                 Some((l.name.clone(), spec))
             })
             .collect();
-        let stale: Vec<String> = self
-            .running
-            .iter()
-            .filter(|(name, r)| wanted.get(*name) != Some(&r.spec) || r.worker.is_finished())
-            .map(|(name, _)| name.clone())
-            .collect();
-        for name in stale {
-            if let Some(r) = self.running.remove(&name) {
-                r.worker.stop();
-            }
-        }
-        for (name, spec) in wanted {
-            self.running.entry(name).or_insert_with(|| start(spec));
-        }
+        self.0.sync(wanted, |spec| {
+            let s = spec.clone();
+            Worker::spawn(format!("dhcp {}", s.lan), move |stop| serve(&s, stop))
+        });
     }
 
-    /// Stops every server: all are told first, then waited for, so that
-    /// stopping takes as long as the slowest, not the sum.
+    pub fn tell_all_to_stop(&self) {
+        self.0.tell_all_to_stop();
+    }
+
     pub fn stop_all(&mut self) {
-        let all = std::mem::take(&mut self.running);
-        for r in all.values() {
-            r.worker.tell_to_stop();
-        }
-        for (_, r) in all {
-            r.worker.stop();
-        }
+        self.0.stop_all();
     }
-}
-
-fn start(spec: Spec) -> Running {
-    let s = spec.clone();
-    let worker = Worker::spawn(format!("dhcp {}", s.lan), move |stop| serve(&s, stop));
-    Running { spec, worker }
 }
 
 /// A UDP socket on `port` that sees only `interface`'s traffic.
 pub fn bind(interface: &str, port: u16) -> Result<UdpSocket, String> {
     let err = |what: &str, e: nix::Error| format!("{interface}: {what}: {e}");
-    let fd = socket::socket(
-        AddressFamily::Inet,
-        SockType::Datagram,
-        SockFlag::SOCK_CLOEXEC,
-        None,
-    )
-    .map_err(|e| err("socket", e))?;
     // One server per LAN on port 67: each socket sees only its interface.
+    let fd = crate::sock::on_device(SockType::Datagram, interface)?;
     setsockopt(&fd, sockopt::ReuseAddr, &true).map_err(|e| err("SO_REUSEADDR", e))?;
-    setsockopt(&fd, sockopt::BindToDevice, &OsString::from(interface))
-        .map_err(|e| err("SO_BINDTODEVICE", e))?;
     setsockopt(&fd, sockopt::Broadcast, &true).map_err(|e| err("SO_BROADCAST", e))?;
     // FORCE passes net.core.rmem_max with CAP_NET_ADMIN; without it, the max.
     if setsockopt(&fd, sockopt::RcvBufForce, &RECV_BUFFER).is_err() {

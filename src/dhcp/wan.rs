@@ -115,7 +115,7 @@ fn read_mac(interface: &str) -> Result<[u8; 6], String> {
 }
 
 /// Link carrier; an interface that is administratively down has none.
-fn carrier(interface: &str) -> bool {
+pub fn carrier(interface: &str) -> bool {
     sys(interface, "carrier").as_deref() == Some("1")
 }
 

@@ -181,16 +181,8 @@ pub fn run(path: &Path) -> ! {
             .next_due()
             .map(|at| at.saturating_sub(clock.now()).min(60_000))
             .unwrap_or(60_000);
-        let mut fds = [PollFd::new(sfd.as_fd(), PollFlags::POLLIN)];
-        let _ = poll(
-            &mut fds,
-            PollTimeout::try_from(wait as i32).unwrap_or(PollTimeout::MAX),
-        );
         let mut request = None;
-        while let Ok(Some(info)) = sfd.read_signal() {
-            let Ok(sig) = Signal::try_from(info.ssi_signo as i32) else {
-                continue;
-            };
+        for sig in wait_for_signals(&sfd, wait) {
             if let Some(r) = Shutdown::from_signal(sig) {
                 request = Some(r);
             } else if sig == Signal::SIGHUP {
@@ -205,25 +197,16 @@ pub fn run(path: &Path) -> ! {
 }
 
 fn load_config(path: &Path) -> InitConfig {
-    match std::fs::read_to_string(path) {
-        Ok(text) => match config::parse(&text) {
-            Ok(c) => {
-                say(&format!("config {}", path.display()));
-                c
-            }
-            Err(e) => {
-                complain(&format!(
-                    "{}: {e}; booting with no services",
-                    path.display()
-                ));
-                InitConfig::default()
-            }
-        },
+    let loaded = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))
+        .and_then(|text| config::parse(&text).map_err(|e| format!("{}: {e}", path.display())));
+    match loaded {
+        Ok(c) => {
+            say(&format!("config {}", path.display()));
+            c
+        }
         Err(e) => {
-            complain(&format!(
-                "cannot read {}: {e}; booting with no services",
-                path.display()
-            ));
+            complain(&format!("{e}; booting with no services"));
             InitConfig::default()
         }
     }
@@ -327,6 +310,15 @@ fn first_boot_key(path: &Path) {
     }
 }
 
+fn console() -> Result<Stdio, String> {
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/console")
+        .map(Stdio::from)
+        .map_err(|e| format!("/dev/console: {e}"))
+}
+
 fn spawn(s: &ServiceSpec) -> Result<i32, String> {
     let (program, args) = s.argv.split_first().ok_or("empty argv")?;
     let mut cmd = Command::new(program);
@@ -340,15 +332,7 @@ fn spawn(s: &ServiceSpec) -> Result<i32, String> {
         .env(UNDER_INIT_ENV, "1")
         .current_dir("/");
     if s.console {
-        let tty = |_: ()| {
-            std::fs::OpenOptions::new()
-                .read(true)
-                .write(true)
-                .open("/dev/console")
-                .map(Stdio::from)
-                .map_err(|e| format!("/dev/console: {e}"))
-        };
-        cmd.stdin(tty(())?).stdout(tty(())?).stderr(tty(())?);
+        cmd.stdin(console()?).stdout(console()?).stderr(console()?);
     } else {
         cmd.stdin(Stdio::null());
     }
@@ -419,6 +403,20 @@ fn log_exit(x: &Exit, how: Option<String>) {
     }
 }
 
+/// Waits up to `ms` for signals and returns those that arrived.
+fn wait_for_signals(sfd: &SignalFd, ms: u64) -> Vec<Signal> {
+    let mut fds = [PollFd::new(sfd.as_fd(), PollFlags::POLLIN)];
+    let timeout = PollTimeout::try_from(ms.min(i32::MAX as u64) as i32).unwrap_or(PollTimeout::MAX);
+    let _ = poll(&mut fds, timeout);
+    let mut got = Vec::new();
+    while let Ok(Some(info)) = sfd.read_signal() {
+        if let Ok(sig) = Signal::try_from(info.ssi_signo as i32) {
+            got.push(sig);
+        }
+    }
+    got
+}
+
 /// Waits up to `limit` for SIGCHLDs, reaping, until `done` holds.
 fn reap_until(
     sfd: &SignalFd,
@@ -437,12 +435,28 @@ fn reap_until(
         if left.is_zero() {
             return false;
         }
-        let mut fds = [PollFd::new(sfd.as_fd(), PollFlags::POLLIN)];
-        let _ = poll(
-            &mut fds,
-            PollTimeout::try_from(left.as_millis().min(1000) as i32).unwrap_or(PollTimeout::MAX),
-        );
-        while let Ok(Some(_)) = sfd.read_signal() {}
+        wait_for_signals(sfd, left.as_millis().min(1000) as u64);
+    }
+}
+
+/// Sends `first` to `target` and waits up to `limit` for `done`; if it does
+/// not hold, logs `why_kill`, sends SIGKILL and waits 2 s more.
+#[allow(clippy::too_many_arguments)]
+fn end(
+    target: Pid,
+    first: Signal,
+    limit: Duration,
+    why_kill: impl FnOnce() -> String,
+    sfd: &SignalFd,
+    sup: &mut Supervisor,
+    clock: &Clock,
+    done: impl Fn(&Supervisor) -> bool,
+) {
+    let _ = kill(target, first);
+    if !reap_until(sfd, sup, clock, limit, &done) {
+        complain(&why_kill());
+        let _ = kill(target, Signal::SIGKILL);
+        reap_until(sfd, sup, clock, Duration::from_secs(2), &done);
     }
 }
 
@@ -461,12 +475,6 @@ fn children() -> Vec<String> {
             (ppid == 1).then(|| format!("{pid} ({comm})"))
         })
         .collect()
-}
-
-/// No child left, zombie or alive (`reap` runs before each check).
-/// (waitpid cannot ask this: WNOWAIT is a waitid flag.)
-fn no_children() -> bool {
-    children().is_empty()
 }
 
 fn shutdown(
@@ -488,32 +496,43 @@ fn shutdown(
         } else {
             Signal::SIGTERM
         };
-        let _ = kill(Pid::from_raw(pid), signal);
-        let gone = |s: &Supervisor| {
-            !s.services
-                .iter()
-                .any(|x| matches!(x.state, supervise::State::Running { pid: p, .. } if p == pid))
+        let why_kill = || {
+            let secs = stop_timeout.as_secs();
+            format!("{name} did not stop within {secs} s: SIGKILL")
         };
-        if !reap_until(sfd, sup, clock, stop_timeout, gone) {
-            complain(&format!(
-                "{name} did not stop within {} s: SIGKILL",
-                stop_timeout.as_secs()
-            ));
-            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
-            reap_until(sfd, sup, clock, Duration::from_secs(2), gone);
-        }
+        let gone = |s: &Supervisor| !s.is_running(pid);
+        end(
+            Pid::from_raw(pid),
+            signal,
+            stop_timeout,
+            why_kill,
+            sfd,
+            sup,
+            clock,
+            gone,
+        );
     }
     // Whatever is left (orphans, children of services): TERM, then KILL.
+    // (Checked in /proc: waitpid cannot ask "any child left?", WNOWAIT is
+    // a waitid flag.)
     say("ending the remaining processes");
-    let _ = kill(Pid::from_raw(-1), Signal::SIGTERM);
-    if !reap_until(sfd, sup, clock, Duration::from_secs(2), |_| no_children()) {
-        complain(&format!(
+    let why_kill = || {
+        format!(
             "still running after SIGTERM: {}; SIGKILL",
             children().join(", ")
-        ));
-        let _ = kill(Pid::from_raw(-1), Signal::SIGKILL);
-        reap_until(sfd, sup, clock, Duration::from_secs(2), |_| no_children());
-    }
+        )
+    };
+    let none_left = |_: &Supervisor| children().is_empty();
+    end(
+        Pid::from_raw(-1),
+        Signal::SIGTERM,
+        Duration::from_secs(2),
+        why_kill,
+        sfd,
+        sup,
+        clock,
+        none_left,
+    );
     say("sync");
     nix::unistd::sync();
     for m in mounted.iter().rev() {

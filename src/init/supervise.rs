@@ -142,6 +142,12 @@ impl Supervisor {
         running
     }
 
+    pub fn is_running(&self, pid: i32) -> bool {
+        self.services
+            .iter()
+            .any(|s| matches!(s.state, State::Running { pid: p, .. } if p == pid))
+    }
+
     pub fn running(&self) -> usize {
         self.services
             .iter()

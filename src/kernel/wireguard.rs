@@ -30,13 +30,18 @@ fn ifname(name: &str) -> Result<InterfaceName, String> {
         .map_err(|_| format!("`{name}` is not a valid interface name"))
 }
 
-pub fn observe(name: &str, userspace: bool) -> Result<ObservedWg, String> {
-    let backend = backend(userspace);
+/// Reads device `name` from the kernel or from wireguard-go (refusing a
+/// wireguard-go socket that belongs to another network namespace).
+fn read(name: &str, userspace: bool) -> Result<Device, String> {
     if userspace {
         check_socket_owner(name)?;
     }
-    let dev = Device::get(&ifname(name)?, backend)
-        .map_err(|e| format!("cannot read WireGuard device {name}: {e}"))?;
+    Device::get(&ifname(name)?, backend(userspace))
+        .map_err(|e| format!("cannot read WireGuard device {name}: {e}"))
+}
+
+pub fn observe(name: &str, userspace: bool) -> Result<ObservedWg, String> {
+    let dev = read(name, userspace)?;
     Ok(ObservedWg {
         public_key: dev.public_key.map(|k| k.to_base64()),
         listen_port: dev.listen_port.unwrap_or(0),
@@ -204,11 +209,7 @@ pub fn stats(name: &str) -> Result<DeviceStats, String> {
         .join(name)
         .join("tun_flags")
         .exists();
-    if userspace {
-        check_socket_owner(name)?;
-    }
-    let dev = Device::get(&ifname(name)?, backend(userspace))
-        .map_err(|e| format!("cannot read WireGuard device {name}: {e}"))?;
+    let dev = read(name, userspace)?;
     Ok(DeviceStats {
         userspace,
         public_key: dev.public_key.map(|k| k.to_base64()),

@@ -11,6 +11,7 @@ use super::{
 use crate::diff::Observed;
 use crate::kernel::wireguard;
 use crate::model::{LanRoute, Model, WanMode};
+use crate::worker::lock;
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
@@ -96,10 +97,6 @@ fn read(path: impl AsRef<Path>) -> String {
     std::fs::read_to_string(path).unwrap_or_default()
 }
 
-fn carrier(iface: &str) -> bool {
-    read(format!("/sys/class/net/{iface}/carrier")).trim() == "1"
-}
-
 pub fn system(hostname: Option<&str>) -> System {
     let (mem_total_kib, mem_available_kib) =
         parse_meminfo(&read("/proc/meminfo")).unwrap_or_default();
@@ -126,7 +123,7 @@ impl Collector {
     /// Everything the page shows, read now. `now` in Unix seconds.
     pub fn collect(&self, now: u64) -> Status {
         let (model, kill_switch, probes) = {
-            let v = self.shared.lock().unwrap_or_else(|e| e.into_inner());
+            let v = lock(&self.shared);
             (v.model.clone(), v.kill_switch.clone(), v.probes.clone())
         };
         let Some(m) = model else {
@@ -154,7 +151,7 @@ impl Collector {
                 let expires = l.acquired_ms / 1000 + u64::from(l.lease_secs);
                 expires.saturating_sub(now)
             }),
-            link_up: carrier(&m.wan.interface),
+            link_up: crate::dhcp::wan::carrier(&m.wan.interface),
         };
         let lans = m
             .lans

@@ -5,9 +5,8 @@
 
 use super::collect::{ProbeOutcome, Shared};
 use crate::model::status_page::Probe;
-use crate::worker::Worker;
-use nix::sys::socket::{self, setsockopt, sockopt, AddressFamily, SockFlag, SockType, SockaddrIn};
-use std::ffi::OsString;
+use crate::worker::{lock, Worker};
+use nix::sys::socket::{self, setsockopt, sockopt, SockType, SockaddrIn};
 use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs};
 use std::os::fd::AsRawFd;
@@ -47,15 +46,7 @@ pub fn fetch(probe: &Probe, device: &str) -> Result<String, String> {
             SocketAddr::V6(_) => None,
         })
         .ok_or_else(|| format!("{} has no IPv4 address", probe.host))?;
-    let fd = socket::socket(
-        AddressFamily::Inet,
-        SockType::Stream,
-        SockFlag::SOCK_CLOEXEC,
-        None,
-    )
-    .map_err(|e| format!("socket: {e}"))?;
-    setsockopt(&fd, sockopt::BindToDevice, &OsString::from(device))
-        .map_err(|e| format!("SO_BINDTODEVICE {device}: {e}"))?;
+    let fd = crate::sock::on_device(SockType::Stream, device)?;
     // Linux bounds connect() by the send timeout too.
     let tv = nix::sys::time::TimeVal::new(TIMEOUT.as_secs() as _, 0);
     setsockopt(&fd, sockopt::SendTimeout, &tv).map_err(|e| format!("SO_SNDTIMEO: {e}"))?;
@@ -94,11 +85,7 @@ pub fn start(shared: Shared) -> Worker {
     Worker::spawn("exit probe".into(), move |stop: &AtomicBool| {
         let mut next: std::collections::BTreeMap<String, u64> = Default::default();
         while !stop.load(Ordering::Relaxed) {
-            let model = shared
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .model
-                .clone();
+            let model = lock(&shared).model.clone();
             let now = crate::clock::unix_ms() / 1000;
             if let Some(m) = model {
                 if let Some(probe) = m.status_page.as_ref().and_then(|p| p.probe.as_ref()) {
@@ -135,7 +122,7 @@ pub fn start(shared: Shared) -> Worker {
 /// Stores an outcome, logging only when it changes (a new exit address, or
 /// a new error), not every round.
 fn record(shared: &Shared, portal: &str, url: String, at: u64, result: Result<String, String>) {
-    let mut v = shared.lock().unwrap_or_else(|e| e.into_inner());
+    let mut v = lock(shared);
     let before = v.probes.get(portal).map(|o| o.result.clone());
     if before.as_ref() != Some(&result) {
         match &result {

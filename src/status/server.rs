@@ -7,12 +7,9 @@
 use super::collect::{Collector, Shared};
 use super::{html, metrics, Status};
 use crate::model::Model;
-use crate::worker::Worker;
-use nix::sys::socket::{
-    self, setsockopt, sockopt, AddressFamily, Backlog, Shutdown, SockFlag, SockType, SockaddrIn,
-};
+use crate::worker::{lock, Worker, WorkerSet};
+use nix::sys::socket::{self, setsockopt, sockopt, Backlog, Shutdown, SockType, SockaddrIn};
 use std::collections::BTreeMap;
-use std::ffi::OsString;
 use std::net::{IpAddr, Ipv4Addr, SocketAddrV4, TcpListener};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::Path;
@@ -35,7 +32,7 @@ impl Cache {
     pub fn status(&self) -> Arc<Status> {
         // Held while collecting: concurrent requests wait for one reading
         // instead of each reading the kernel.
-        let mut slot = self.slot.lock().unwrap_or_else(|e| e.into_inner());
+        let mut slot = lock(&self.slot);
         if let Some((at, s)) = slot.as_ref() {
             if at.elapsed() < FRESH_FOR {
                 return s.clone();
@@ -60,7 +57,7 @@ struct Spec {
 /// The running listeners, kept equal to the model by `sync`.
 pub struct Pages {
     cache: Arc<Cache>,
-    running: BTreeMap<String, (Spec, Worker)>,
+    running: WorkerSet<Spec>,
 }
 
 impl Pages {
@@ -73,7 +70,7 @@ impl Pages {
                 },
                 slot: Mutex::new(None),
             }),
-            running: BTreeMap::new(),
+            running: WorkerSet::default(),
         }
     }
 
@@ -98,39 +95,19 @@ impl Pages {
             })
             .map(|s| (s.lan.clone(), s))
             .collect();
-        let stale: Vec<String> = self
-            .running
-            .iter()
-            .filter(|(lan, (spec, w))| wanted.get(*lan) != Some(spec) || w.is_finished())
-            .map(|(lan, _)| lan.clone())
-            .collect();
-        for lan in stale {
-            if let Some((_, w)) = self.running.remove(&lan) {
-                w.stop();
-            }
-        }
-        for (lan, spec) in wanted {
-            let cache = self.cache.clone();
-            self.running.entry(lan).or_insert_with(|| {
-                let s = spec.clone();
-                let label = format!("status page on {}", s.lan);
-                (
-                    spec,
-                    Worker::spawn(label, move |stop| serve(&s, &cache, stop)),
-                )
-            });
-        }
+        self.running.sync(wanted, |spec| {
+            let (s, cache) = (spec.clone(), self.cache.clone());
+            let label = format!("status page on {}", s.lan);
+            Worker::spawn(label, move |stop| serve(&s, &cache, stop))
+        });
     }
 
-    /// All listeners are told first, then waited for.
+    pub fn tell_all_to_stop(&self) {
+        self.running.tell_all_to_stop();
+    }
+
     pub fn stop_all(&mut self) {
-        let all = std::mem::take(&mut self.running);
-        for (_, w) in all.values() {
-            w.tell_to_stop();
-        }
-        for (_, (_, w)) in all {
-            w.stop();
-        }
+        self.running.stop_all();
     }
 }
 
@@ -138,16 +115,8 @@ impl Pages {
 fn listen(s: &Spec) -> Result<OwnedFd, String> {
     let at = format!("{}:{} on {}", s.address, s.port, s.interface);
     let err = |what: &str, e: nix::Error| format!("{at}: {what}: {e}");
-    let fd = socket::socket(
-        AddressFamily::Inet,
-        SockType::Stream,
-        SockFlag::SOCK_CLOEXEC,
-        None,
-    )
-    .map_err(|e| err("socket", e))?;
+    let fd = crate::sock::on_device(SockType::Stream, &s.interface)?;
     setsockopt(&fd, sockopt::ReuseAddr, &true).map_err(|e| err("SO_REUSEADDR", e))?;
-    setsockopt(&fd, sockopt::BindToDevice, &OsString::from(&s.interface))
-        .map_err(|e| err("SO_BINDTODEVICE", e))?;
     socket::bind(
         fd.as_raw_fd(),
         &SockaddrIn::from(SocketAddrV4::new(s.address, s.port)),
@@ -160,9 +129,9 @@ fn listen(s: &Spec) -> Result<OwnedFd, String> {
 
 fn serve(s: &Spec, cache: &Cache, stop: &AtomicBool) -> Result<(), String> {
     let fd = listen(s)?;
-    // tiny_http's accept thread blocks in accept(); its own wake-up (a
-    // connection to itself) cannot reach a device-bound socket, so keep a
-    // handle to shut the socket down, which ends that accept().
+    // tiny_http's accept thread blocks in accept(): keep a handle to shut
+    // the socket down, which ends that accept() (tiny_http's own wake-up,
+    // a connection to itself, is not to be relied on; see below).
     let kick = fd.try_clone().map_err(|e| e.to_string())?;
     let server = tiny_http::Server::from_listener(TcpListener::from(fd), None)
         .map_err(|e| format!("status page on {}: {e}", s.lan))?;

@@ -1,0 +1,17 @@
+//! Sockets tied to one interface (SO_BINDTODEVICE): the DHCP servers, the
+//! status page and the exit probe each talk through exactly one device,
+//! whatever the routing tables and the other interfaces' addresses say.
+
+use nix::sys::socket::{self, setsockopt, sockopt, AddressFamily, SockFlag, SockType};
+use std::ffi::OsString;
+use std::os::fd::OwnedFd;
+
+/// An IPv4 socket of `kind` (closed on exec) that sends and receives only
+/// through `interface`. Errors name the interface and the failing step.
+pub fn on_device(kind: SockType, interface: &str) -> Result<OwnedFd, String> {
+    let fd = socket::socket(AddressFamily::Inet, kind, SockFlag::SOCK_CLOEXEC, None)
+        .map_err(|e| format!("{interface}: socket: {e}"))?;
+    setsockopt(&fd, sockopt::BindToDevice, &OsString::from(interface))
+        .map_err(|e| format!("{interface}: SO_BINDTODEVICE: {e}"))?;
+    Ok(fd)
+}
