@@ -30,6 +30,30 @@ pub struct InitConfig {
     /// Seconds a service gets between SIGTERM and SIGKILL at shutdown.
     #[serde(default = "default_stop_timeout")]
     pub stop_timeout_secs: u64,
+    /// Set in a boot initramfs: after the mounts and modules, mount the
+    /// root named by the kernel command line (`root=`) and exec its init.
+    #[serde(default)]
+    pub switch_root: Option<SwitchRoot>,
+}
+
+#[derive(Deserialize, Debug, Clone, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SwitchRoot {
+    /// The init to exec on the new root.
+    #[serde(default = "default_root_init")]
+    pub init: PathBuf,
+    /// How long the root device may take to appear (its driver probes
+    /// after the module load).
+    #[serde(default = "default_root_wait")]
+    pub wait_secs: u64,
+}
+
+fn default_root_init() -> PathBuf {
+    PathBuf::from("/init")
+}
+
+fn default_root_wait() -> u64 {
+    10
 }
 
 #[derive(Deserialize, Debug, Clone, PartialEq)]
@@ -101,6 +125,7 @@ impl Default for InitConfig {
             first_boot_key: None,
             services: Vec::new(),
             stop_timeout_secs: default_stop_timeout(),
+            switch_root: None,
         }
     }
 }
@@ -169,6 +194,11 @@ mod tests {
         )
         .unwrap_err()
         .contains("twice"));
+        let s = parse(r#"{ "switch_root": {} }"#)
+            .unwrap()
+            .switch_root
+            .unwrap();
+        assert_eq!((s.init.to_str(), s.wait_secs), (Some("/init"), 10));
         assert!(parse(r#"{ "mounts": [ { "source": "x" } ] }"#)
             .unwrap_err()
             .contains("mounts[0]"));

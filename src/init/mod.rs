@@ -9,6 +9,7 @@
 //! reboots, SIGUSR1 halts; SIGINT (Ctrl-Alt-Del) reboots.
 
 pub mod config;
+pub mod root;
 pub mod supervise;
 
 use crate::log;
@@ -130,7 +131,7 @@ pub fn run(path: &Path) -> ! {
         .mounts
         .iter()
         .cloned()
-        .partition(|m| m.source.starts_with("/dev/"));
+        .partition(|m| root::is_device(&m.source));
     let mut mounted = mount_all(&pseudo);
     if let Ok(up) = std::fs::read_to_string("/proc/uptime") {
         let secs = up.split_whitespace().next().unwrap_or("?");
@@ -145,6 +146,16 @@ pub fn run(path: &Path) -> ! {
     load_modules(&cfg.modules);
     wait_for_devices(&devices, Duration::from_secs(5));
     mounted.extend(mount_all(&devices));
+    if let Some(sr) = &cfg.switch_root {
+        let cmdline = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
+        let why = match root::parse_cmdline(&cmdline) {
+            Some(args) => root::switch(&args, &sr.init, Duration::from_secs(sr.wait_secs)),
+            None => "no root= on the kernel command line".into(),
+        };
+        complain(&format!(
+            "cannot switch to the root file system: {why}; staying in the initramfs"
+        ));
+    }
     if let Some(key) = &cfg.first_boot_key {
         first_boot_key(key);
     }
@@ -222,13 +233,24 @@ fn mount_all(mounts: &[Mount]) -> Vec<Mount> {
         if present.contains(&target) {
             continue;
         }
+        let source = if root::is_device(&m.source) {
+            match root::resolve(&m.source) {
+                Some(dev) => dev.to_string_lossy().into_owned(),
+                None => {
+                    complain(&format!("{} on {target}: no such device", m.source));
+                    continue;
+                }
+            }
+        } else {
+            m.source.clone()
+        };
         let _ = std::fs::create_dir_all(&m.target);
         let mut flags = MsFlags::empty();
         if m.read_only {
             flags |= MsFlags::MS_RDONLY;
         }
         let r = nix::mount::mount(
-            Some(m.source.as_str()),
+            Some(source.as_str()),
             &m.target,
             Some(m.fstype.as_str()),
             flags,
@@ -236,7 +258,12 @@ fn mount_all(mounts: &[Mount]) -> Vec<Mount> {
         );
         match r {
             Ok(()) => {
-                say(&format!("mounted {} ({}) on {target}", m.source, m.fstype));
+                let from = if source == m.source {
+                    source
+                } else {
+                    format!("{} ({source})", m.source)
+                };
+                say(&format!("mounted {from} ({}) on {target}", m.fstype));
                 done.push(m.clone());
             }
             Err(e) if m.optional => complain(&format!(
@@ -253,7 +280,7 @@ fn mount_all(mounts: &[Mount]) -> Vec<Mount> {
 /// the module load: give them a moment.
 fn wait_for_devices(mounts: &[Mount], limit: Duration) {
     let deadline = Instant::now() + limit;
-    while Instant::now() < deadline && !mounts.iter().all(|m| Path::new(&m.source).exists()) {
+    while Instant::now() < deadline && !mounts.iter().all(|m| root::resolve(&m.source).is_some()) {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
