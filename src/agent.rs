@@ -14,7 +14,8 @@ use crate::log;
 use crate::model::{Model, WanMode};
 use crate::status::collect::{kill_switch_armed, AgentView, Shared};
 use crate::status::{probe, server::Pages};
-use crate::worker::lock;
+use crate::wifi::hostapd::{self, WifiView};
+use crate::worker::{lock, WorkerSet};
 use futures::StreamExt;
 use rtnetlink::MulticastGroup;
 use std::path::{Path, PathBuf};
@@ -129,6 +130,24 @@ fn sync_wan_client(wan: &mut Option<WanClient>, m: &Model, state_dir: &Path) {
     }
 }
 
+/// One hostapd per radio in the model; a changed radio (SSID, passphrase,
+/// channel...) gets a new hostapd with the new config.
+fn sync_radios(radios: &mut WorkerSet<hostapd::Spec>, m: &Model, run_dir: &Path, view: &WifiView) {
+    let wanted = m
+        .radios
+        .iter()
+        .map(|r| {
+            let spec = hostapd::Spec {
+                radio: r.clone(),
+                run_dir: run_dir.to_path_buf(),
+                program: "hostapd".into(),
+            };
+            (r.interface.clone(), spec)
+        })
+        .collect();
+    radios.sync(wanted, |spec| hostapd::start(spec.clone(), view.clone()));
+}
+
 fn mtime(p: &Path) -> Option<SystemTime> {
     std::fs::metadata(p).and_then(|m| m.modified()).ok()
 }
@@ -162,6 +181,8 @@ pub async fn run(
         ..AgentView::default()
     }));
     let mut pages = Pages::new(shared.clone(), &opts.state_dir);
+    let wifi_view = lock(&shared).wifi.clone();
+    let mut radios: WorkerSet<hostapd::Spec> = WorkerSet::default();
     let prober = probe::start(shared.clone());
     log::info(&format!(
         "agent started: {} LAN(s), {} portal(s), config {}",
@@ -207,6 +228,7 @@ pub async fn run(
                 .unwrap_or_default();
             dhcp.sync(&m, &opts.state_dir, &wan_dns);
             pages.sync(&m);
+            sync_radios(&mut radios, &m, &opts.run_dir, &wifi_view);
             write_resolv_conf(&opts.run_dir, &m, inputs.wan_lease.as_ref());
             last_pass = Instant::now();
             reason = "";
@@ -277,8 +299,10 @@ pub async fn run(
     }
     dhcp.tell_all_to_stop();
     pages.tell_all_to_stop();
+    radios.tell_all_to_stop();
     dhcp.stop_all();
     pages.stop_all();
+    radios.stop_all();
     prober.stop();
     if let Some(w) = wan.take() {
         w.stop();

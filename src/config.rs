@@ -25,6 +25,45 @@ pub struct Config {
     /// The web status page; absent means on, port 80, every LAN.
     #[serde(default)]
     pub status_page: Option<StatusPage>,
+    /// WiFi radios by interface name (country, band, channel); a radio
+    /// used by a LAN's `wifi` but not listed here runs 2.4 GHz channel 6.
+    #[serde(default)]
+    pub radios: BTreeMap<String, Radio>,
+}
+
+#[derive(Deserialize, Debug, Clone, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Radio {
+    /// ISO 3166-1 alpha-2 (FR, US...); required for 5 GHz.
+    #[serde(default)]
+    pub country: Option<String>,
+    /// "2.4" (default) or "5".
+    #[serde(default)]
+    pub band: Option<String>,
+    /// Default 6 on 2.4 GHz, 36 on 5 GHz.
+    #[serde(default)]
+    pub channel: Option<u8>,
+}
+
+/// A LAN that is an SSID (hostapd on a radio).
+#[derive(Deserialize, Debug, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct Wifi {
+    /// The radio's interface; default: the LAN's interface (the radio's
+    /// first SSID). A second SSID names its radio here and its own
+    /// interface as the LAN's (created by hostapd).
+    #[serde(default)]
+    pub radio: Option<String>,
+    pub ssid: String,
+    /// 8..63 printable ASCII characters.
+    pub passphrase: String,
+    /// "wpa2" (default), "wpa3" or "wpa2-wpa3".
+    #[serde(default)]
+    pub security: Option<String>,
+    #[serde(default)]
+    pub hidden: bool,
+    #[serde(default)]
+    pub client_isolation: bool,
 }
 
 #[derive(Deserialize, Debug, Clone, Default)]
@@ -99,6 +138,9 @@ pub struct Lan {
     /// A DHCP server on this LAN; absent means none.
     #[serde(default)]
     pub dhcp: Option<DhcpServer>,
+    /// This LAN is an SSID; absent means wired.
+    #[serde(default)]
+    pub wifi: Option<Wifi>,
 }
 
 #[derive(Deserialize, Debug, Clone, Default)]

@@ -12,8 +12,10 @@ use std::path::PathBuf;
 
 pub mod dhcp;
 pub mod status_page;
+pub mod wifi;
 pub use dhcp::DhcpServer;
 pub use status_page::StatusPage;
+pub use wifi::Radio;
 
 /// The routing table of the first portal when none is configured; later
 /// portals take the next free numbers (in name order). 51820 follows wg-quick.
@@ -31,6 +33,8 @@ pub struct Model {
     pub portals: Vec<Portal>,
     /// None: switched off (or no LAN to serve it on).
     pub status_page: Option<StatusPage>,
+    /// WiFi radios that serve at least one LAN's SSID.
+    pub radios: Vec<Radio>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -168,6 +172,7 @@ pub fn validate(cfg: &Config) -> Result<Model, Vec<ConfigError>> {
     check_overlaps(wan.as_ref(), &lans, &portals, &mut e);
     check_allowed_ips_across_portals(&portals, &mut e);
     let status_page = status_page::validate(cfg, &mut e);
+    let radios = wifi::validate(cfg, &mut e);
     match (wan, e.0.is_empty()) {
         (Some(wan), true) => Ok(Model {
             hostname: cfg.hostname.clone(),
@@ -176,6 +181,7 @@ pub fn validate(cfg: &Config) -> Result<Model, Vec<ConfigError>> {
             lans,
             portals,
             status_page,
+            radios,
         }),
         _ => Err(e.0),
     }

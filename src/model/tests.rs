@@ -1072,3 +1072,181 @@ fn status_page_errors_name_the_field() {
         "without `probe_url`",
     );
 }
+
+// ---- WiFi ------------------------------------------------------------------
+
+/// `base()` plus a WiFi LAN `air` on wlan0 via paris.
+fn with_wifi() -> Value {
+    set(
+        base(),
+        "lans.air",
+        json!({ "interface": "wlan0", "address": "192.168.30.1/24", "via": "paris",
+                "wifi": { "ssid": "Portal", "passphrase": "correct horse battery" } }),
+    )
+}
+
+#[test]
+fn wifi_defaults() {
+    let m = valid(with_wifi());
+    assert_eq!(m.radios.len(), 1);
+    let r = &m.radios[0];
+    assert_eq!(
+        (r.interface.as_str(), r.band, r.channel),
+        ("wlan0", wifi::Band::Ghz2, 6)
+    );
+    assert_eq!(r.country, None);
+    assert_eq!(r.bsses[0].security, wifi::Security::Wpa2);
+    assert_eq!(
+        (r.bsses[0].lan.as_str(), r.bsses[0].ssid.as_str()),
+        ("air", "Portal")
+    );
+    // The passphrase never shows in Debug output (logs, error dumps).
+    let debug = format!("{m:?}");
+    assert!(!debug.contains("correct horse"), "{debug}");
+}
+
+#[test]
+fn wifi_passphrase_length_and_charset() {
+    let at = "lans.air.wifi.passphrase";
+    expect_err(
+        set(with_wifi(), at, json!("short12")),
+        at,
+        "7 characters: a passphrase has 8 to 63",
+    );
+    expect_err(
+        set(with_wifi(), at, json!("x".repeat(64))),
+        at,
+        "64 characters",
+    );
+    expect_err(
+        set(with_wifi(), at, json!("tab\there ok?")),
+        at,
+        "printable ASCII",
+    );
+    valid(set(with_wifi(), at, json!("12345678")));
+    valid(set(with_wifi(), at, json!("y".repeat(63))));
+    // The error names the length, never the value.
+    let errs = errors(set(with_wifi(), at, json!("secret!")));
+    assert!(
+        errs.iter().all(|e| !e.reason.contains("secret!")),
+        "{errs:?}"
+    );
+}
+
+#[test]
+fn wifi_ssid_and_security() {
+    expect_err(
+        set(with_wifi(), "lans.air.wifi.ssid", json!("")),
+        "lans.air.wifi.ssid",
+        "1 to 32 bytes",
+    );
+    expect_err(
+        set(with_wifi(), "lans.air.wifi.ssid", json!("s".repeat(33))),
+        "lans.air.wifi.ssid",
+        "33 bytes",
+    );
+    expect_err(
+        set(with_wifi(), "lans.air.wifi.ssid", json!("a\nb")),
+        "lans.air.wifi.ssid",
+        "control character",
+    );
+    expect_err(
+        set(with_wifi(), "lans.air.wifi.security", json!("wep")),
+        "lans.air.wifi.security",
+        "wpa2, wpa3, wpa2-wpa3",
+    );
+    let m = valid(set(
+        with_wifi(),
+        "lans.air.wifi.security",
+        json!("wpa2-wpa3"),
+    ));
+    assert_eq!(m.radios[0].bsses[0].security, wifi::Security::Wpa2Wpa3);
+}
+
+#[test]
+fn wifi_band_channel_country() {
+    let radio = |r: Value| set(with_wifi(), "radios.wlan0", r);
+    expect_err(
+        radio(json!({ "channel": 14 })),
+        "radios.wlan0.channel",
+        "not a 2.4 GHz channel",
+    );
+    expect_err(
+        radio(json!({ "channel": 0 })),
+        "radios.wlan0.channel",
+        "not a 2.4 GHz channel",
+    );
+    expect_err(
+        radio(json!({ "band": "5", "country": "FR", "channel": 6 })),
+        "radios.wlan0.channel",
+        "not a 5 GHz channel",
+    );
+    expect_err(
+        radio(json!({ "band": "5", "channel": 36 })),
+        "radios.wlan0.country",
+        "required for 5 GHz",
+    );
+    expect_err(
+        radio(json!({ "band": "6" })),
+        "radios.wlan0.band",
+        "\"2.4\" or \"5\"",
+    );
+    expect_err(
+        radio(json!({ "country": "fr" })),
+        "radios.wlan0.country",
+        "two-letter country code",
+    );
+    let m = valid(radio(json!({ "band": "5", "country": "FR" })));
+    assert_eq!(
+        (m.radios[0].band, m.radios[0].channel),
+        (wifi::Band::Ghz5, 36)
+    );
+    assert!(!m.radios[0].dfs());
+    let m = valid(radio(
+        json!({ "band": "5", "country": "US", "channel": 100 }),
+    ));
+    assert!(m.radios[0].dfs());
+    valid(radio(json!({ "country": "DE", "channel": 13 })));
+    // A radio nobody uses is a typo.
+    expect_err(
+        set(with_wifi(), "radios.wlan9", json!({})),
+        "radios.wlan9",
+        "no LAN has an SSID",
+    );
+}
+
+#[test]
+fn wifi_several_ssids_on_one_radio() {
+    let two = set(
+        with_wifi(),
+        "lans.cafe",
+        json!({ "interface": "wlan0-1", "address": "192.168.31.1/24", "via": "direct",
+                "wifi": { "radio": "wlan0", "ssid": "Cafe", "passphrase": "another secret" } }),
+    );
+    let m = valid(two.clone());
+    assert_eq!(m.radios.len(), 1);
+    let ifaces: Vec<&str> = m.radios[0]
+        .bsses
+        .iter()
+        .map(|b| b.interface.as_str())
+        .collect();
+    assert_eq!(ifaces, ["wlan0", "wlan0-1"]);
+    // The same SSID twice on a radio.
+    expect_err(
+        set(two.clone(), "lans.cafe.wifi.ssid", json!("Portal")),
+        "lans.cafe.wifi.ssid",
+        "already an SSID",
+    );
+    // A second SSID without the first on the radio's own interface.
+    let orphan = set(
+        base(),
+        "lans.cafe",
+        json!({ "interface": "wlan0-1", "address": "192.168.31.1/24", "via": "direct",
+                "wifi": { "radio": "wlan0", "ssid": "Cafe", "passphrase": "another secret" } }),
+    );
+    expect_err(
+        orphan,
+        "lans.cafe.wifi.radio",
+        "no SSID on its own interface",
+    );
+}

@@ -11,6 +11,7 @@ use super::{
 use crate::diff::Observed;
 use crate::kernel::wireguard;
 use crate::model::{LanRoute, Model, WanMode};
+use crate::wifi::hostapd::BssStatus;
 use crate::worker::lock;
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
@@ -25,6 +26,8 @@ pub struct AgentView {
     pub kill_switch: BTreeMap<String, bool>,
     /// Portal name -> the latest probe.
     pub probes: BTreeMap<String, ProbeOutcome>,
+    /// The SSIDs and their stations, kept by the hostapd workers.
+    pub wifi: crate::wifi::hostapd::WifiView,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -119,12 +122,31 @@ pub struct Collector {
     pub state_dir: PathBuf,
 }
 
+/// The SSIDs of the model in force (a removed one may linger until its
+/// worker has stopped).
+fn ssids_in_force(m: &Model, view: &crate::wifi::hostapd::WifiView) -> Vec<BssStatus> {
+    let v = lock(view);
+    v.values()
+        .filter(|b| {
+            m.radios
+                .iter()
+                .any(|r| r.bsses.iter().any(|x| x.lan == b.lan))
+        })
+        .cloned()
+        .collect()
+}
+
 impl Collector {
     /// Everything the page shows, read now. `now` in Unix seconds.
     pub fn collect(&self, now: u64) -> Status {
-        let (model, kill_switch, probes) = {
+        let (model, kill_switch, probes, wifi) = {
             let v = lock(&self.shared);
-            (v.model.clone(), v.kill_switch.clone(), v.probes.clone())
+            (
+                v.model.clone(),
+                v.kill_switch.clone(),
+                v.probes.clone(),
+                v.wifi.clone(),
+            )
         };
         let Some(m) = model else {
             return Status {
@@ -223,6 +245,7 @@ impl Collector {
             lans,
             leases: dhcp.lans,
             portals,
+            wifi: ssids_in_force(&m, &wifi),
             counters: crate::counters::snapshot(),
             log: crate::log::recent(),
         }

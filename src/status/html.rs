@@ -182,6 +182,74 @@ pub fn render(s: &Status, now: u64) -> String {
         rows,
     );
 
+    if !s.wifi.is_empty() {
+        o.push_str("<h2>WiFi</h2>");
+        let mut rows = Vec::new();
+        for b in &s.wifi {
+            let state = if b.state == "running" {
+                "<span class=\"up\">running</span>".to_string()
+            } else {
+                format!("<span class=\"down\">{}</span>", escape(&b.state))
+            };
+            rows.push(vec![
+                escape(&b.ssid),
+                escape(&b.lan),
+                format!(
+                    "{} ({} GHz, channel {})",
+                    escape(&b.interface),
+                    b.band,
+                    b.channel
+                ),
+                escape(&b.security),
+                state,
+                b.stations.len().to_string(),
+            ]);
+        }
+        table(
+            &mut o,
+            &[
+                "SSID",
+                "LAN",
+                "interface",
+                "security",
+                "hostapd",
+                "stations",
+            ],
+            rows,
+        );
+        let mut rows = Vec::new();
+        for b in &s.wifi {
+            for st in &b.stations {
+                rows.push(vec![
+                    escape(&b.ssid),
+                    format!("<code>{}</code>", escape(&st.mac)),
+                    st.connected_secs.map(age).unwrap_or_else(|| "-".into()),
+                    st.signal_dbm
+                        .map(|d| format!("{d} dBm"))
+                        .unwrap_or_else(|| "-".into()),
+                    format!(
+                        "{} / {}",
+                        bytes(st.rx_bytes.unwrap_or(0)),
+                        bytes(st.tx_bytes.unwrap_or(0))
+                    ),
+                    if st.authorized { "yes" } else { "no" }.to_string(),
+                ]);
+            }
+        }
+        table(
+            &mut o,
+            &[
+                "SSID",
+                "station",
+                "connected",
+                "signal",
+                "rx / tx",
+                "authorized",
+            ],
+            rows,
+        );
+    }
+
     o.push_str("<h2>DHCP leases</h2>");
     let mut rows = Vec::new();
     for (lan, list) in &s.leases {

@@ -66,6 +66,39 @@ pub fn render(s: &Status) -> String {
     }
     family(
         &mut o,
+        "portal_wifi_stations",
+        "gauge",
+        "Stations associated with the SSID.",
+    );
+    for b in &s.wifi {
+        let _ = writeln!(
+            o,
+            "portal_wifi_stations{{lan=\"{}\",ssid=\"{}\"}} {}",
+            label(&b.lan),
+            label(&b.ssid),
+            b.stations.len()
+        );
+    }
+    family(
+        &mut o,
+        "portal_wifi_station_signal_dbm",
+        "gauge",
+        "Signal of an associated station, as the driver reports it.",
+    );
+    for b in &s.wifi {
+        for st in &b.stations {
+            if let Some(d) = st.signal_dbm {
+                let _ = writeln!(
+                    o,
+                    "portal_wifi_station_signal_dbm{{lan=\"{}\",mac=\"{}\"}} {d}",
+                    label(&b.lan),
+                    label(&st.mac)
+                );
+            }
+        }
+    }
+    family(
+        &mut o,
         "portal_dhcp_leases",
         "gauge",
         "DHCP leases on record per LAN and state.",

@@ -27,6 +27,8 @@ pub struct Status {
     /// LAN name -> its DHCP leases on record.
     pub leases: BTreeMap<String, Vec<Lease>>,
     pub portals: Vec<Portal>,
+    /// One entry per SSID (a WiFi LAN), with its associated stations.
+    pub wifi: Vec<crate::wifi::hostapd::BssStatus>,
     pub counters: Counters,
     /// The newest log lines, oldest first.
     pub log: Vec<String>,
