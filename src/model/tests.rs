@@ -1085,6 +1085,7 @@ fn with_wifi() -> Value {
     )
 }
 
+#[cfg(feature = "wifi")]
 #[test]
 fn wifi_defaults() {
     let m = valid(with_wifi());
@@ -1105,6 +1106,7 @@ fn wifi_defaults() {
     assert!(!debug.contains("correct horse"), "{debug}");
 }
 
+#[cfg(feature = "wifi")]
 #[test]
 fn wifi_passphrase_length_and_charset() {
     let at = "lans.air.wifi.passphrase";
@@ -1133,6 +1135,7 @@ fn wifi_passphrase_length_and_charset() {
     );
 }
 
+#[cfg(feature = "wifi")]
 #[test]
 fn wifi_ssid_and_security() {
     expect_err(
@@ -1163,6 +1166,7 @@ fn wifi_ssid_and_security() {
     assert_eq!(m.radios[0].bsses[0].security, wifi::Security::Wpa2Wpa3);
 }
 
+#[cfg(feature = "wifi")]
 #[test]
 fn wifi_band_channel_country() {
     let radio = |r: Value| set(with_wifi(), "radios.wlan0", r);
@@ -1215,6 +1219,7 @@ fn wifi_band_channel_country() {
     );
 }
 
+#[cfg(feature = "wifi")]
 #[test]
 fn wifi_several_ssids_on_one_radio() {
     let two = set(
@@ -1249,4 +1254,10 @@ fn wifi_several_ssids_on_one_radio() {
         "lans.cafe.wifi.radio",
         "no SSID on its own interface",
     );
+}
+
+#[cfg(not(feature = "wifi"))]
+#[test]
+fn wifi_refused_without_the_feature() {
+    expect_err(with_wifi(), "lans.air.wifi", "no WiFi support");
 }

@@ -40,6 +40,10 @@ pub enum Security {
 pub struct Secret(String);
 
 impl Secret {
+    pub fn new(s: impl Into<String>) -> Secret {
+        Secret(s.into())
+    }
+
     pub fn expose(&self) -> &str {
         &self.0
     }
@@ -105,6 +109,12 @@ pub(super) fn validate(cfg: &Config, e: &mut Errors) -> Vec<Radio> {
     for (lan_name, lan) in &cfg.lans {
         let Some(w) = &lan.wifi else { continue };
         let at = format!("lans.{lan_name}.wifi");
+        if !cfg!(feature = "wifi") {
+            e.add(
+                &at,
+                "this build of portal has no WiFi support (built without the `wifi` feature, as for the EdgeRouter X)",
+            );
+        }
         let radio_name = radio_of(lan, w).to_string();
         let bss = Bss {
             lan: lan_name.clone(),

@@ -228,6 +228,12 @@ fn run(spec: &Spec, view: &WifiView, stop: &AtomicBool) -> Result<(), String> {
                         log::info(&format!("wifi {}: station {mac} disconnected", link.lan));
                         changed = true;
                     }
+                    Some(Event::WrongPassphrase(mac)) => {
+                        log::info(&format!(
+                            "wifi {}: station {mac} failed the handshake: wrong passphrase?",
+                            link.lan
+                        ));
+                    }
                     None => {}
                 }
             }

@@ -39,17 +39,7 @@ fn events() {
 }
 
 fn bss(lan: &str, iface: &str, ssid: &str, security: Security) -> Bss {
-    // A Secret is made only by validation.
-    let cfg = r#"{ "wan": { "interface": "eth0", "dhcp": {} },
-             "lans": { "x": { "interface": "wlan0", "address": "192.168.70.1/24", "via": "direct",
-                       "wifi": { "ssid": "s", "passphrase": "correct horse battery" } } } }"#;
-    let passphrase = crate::config::parse(cfg)
-        .map(|c| {
-            crate::model::validate(&c).unwrap().radios[0].bsses[0]
-                .passphrase
-                .clone()
-        })
-        .unwrap();
+    let passphrase = crate::model::wifi::Secret::new("correct horse battery");
     Bss {
         lan: lan.into(),
         interface: iface.into(),
