@@ -15,3 +15,11 @@ pub fn on_device(kind: SockType, interface: &str) -> Result<OwnedFd, String> {
         .map_err(|e| format!("{interface}: SO_BINDTODEVICE: {e}"))?;
     Ok(fd)
 }
+
+/// The interface's index now, None if it does not exist. A socket bound
+/// to a device stays bound to that index: an interface deleted and made
+/// again (hostapd's extra SSIDs when hostapd restarts, a USB NIC plugged
+/// back) needs new sockets, so the workers' specs carry the index.
+pub fn ifindex(interface: &str) -> Option<u32> {
+    nix::net::if_::if_nametoindex(interface).ok()
+}

@@ -33,6 +33,8 @@ const CLIENT_PORT: u16 = 68;
 struct Spec {
     lan: String,
     interface: String,
+    /// See `sock::ifindex`: a new index means a new server.
+    ifindex: Option<u32>,
     cfg: DhcpServer,
     dir: PathBuf,
 }
@@ -56,6 +58,7 @@ impl Servers {
                 let spec = Spec {
                     lan: l.name.clone(),
                     interface: l.interface.clone(),
+                    ifindex: crate::sock::ifindex(&l.interface),
                     cfg,
                     dir: dir.to_path_buf(),
                 };

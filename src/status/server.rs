@@ -48,6 +48,8 @@ impl Cache {
 struct Spec {
     lan: String,
     interface: String,
+    /// See `sock::ifindex`: a new index means a new listener.
+    ifindex: Option<u32>,
     address: Ipv4Addr,
     port: u16,
     /// Host names the page answers to besides IP literals.
@@ -85,6 +87,7 @@ impl Pages {
                     .map(|l| Spec {
                         lan: l.name.clone(),
                         interface: l.interface.clone(),
+                        ifindex: crate::sock::ifindex(&l.interface),
                         address: match l.address.addr {
                             IpAddr::V4(a) => a,
                             IpAddr::V6(_) => Ipv4Addr::UNSPECIFIED,
