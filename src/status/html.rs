@@ -187,7 +187,12 @@ pub fn render(s: &Status, now: u64) -> String {
         let mut rows = Vec::new();
         for b in &s.wifi {
             let state = if b.state == "running" {
-                "<span class=\"up\">running</span>".to_string()
+                let detail = match (&b.hostapd_state, b.freq_mhz) {
+                    (Some(st), Some(f)) => format!(" <small>({}, {f} MHz)</small>", escape(st)),
+                    (Some(st), None) => format!(" <small>({})</small>", escape(st)),
+                    _ => String::new(),
+                };
+                format!("<span class=\"up\">running</span>{detail}")
             } else {
                 format!("<span class=\"down\">{}</span>", escape(&b.state))
             };

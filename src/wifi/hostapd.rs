@@ -6,7 +6,7 @@
 
 use super::conf;
 use super::ctrl::Ctrl;
-use super::{parse_event, parse_station, Event, Station};
+use super::{parse_event, parse_station, parse_status, Event, Station};
 use crate::log;
 use crate::model::wifi::{Radio, Security};
 use crate::worker::{lock, Worker};
@@ -31,6 +31,9 @@ pub struct BssStatus {
     pub security: String,
     /// "starting", "running", or why not.
     pub state: String,
+    /// hostapd's own interface state from `STATUS` (ENABLED, DFS...).
+    pub hostapd_state: Option<String>,
+    pub freq_mhz: Option<u32>,
     pub stations: Vec<Station>,
 }
 
@@ -77,6 +80,8 @@ fn set_state(view: &WifiView, radio: &Radio, state: &str) {
             channel: radio.channel,
             security: security_label(b.security).to_string(),
             state: state.to_string(),
+            hostapd_state: None,
+            freq_mhz: None,
             stations: if state == "running" {
                 std::mem::take(&mut entry.stations)
             } else {
@@ -308,8 +313,13 @@ fn connect(
     Ok(links)
 }
 
-/// Asks each SSID for its stations (`STA-FIRST`, `STA-NEXT MAC`).
+/// Asks hostapd for its state (`STATUS`, radio-wide) and each SSID for
+/// its stations (`STA-FIRST`, `STA-NEXT MAC`).
 fn refresh_stations(links: &mut [Link], view: &WifiView) {
+    let status = links
+        .first_mut()
+        .and_then(|l| l.requests.request("STATUS", PING_TIMEOUT).ok())
+        .and_then(|r| parse_status(&r));
     for link in links {
         let mut stations = Vec::new();
         let mut reply = link.requests.request("STA-FIRST", PING_TIMEOUT);
@@ -324,6 +334,8 @@ fn refresh_stations(links: &mut [Link], view: &WifiView) {
         }
         if let Some(b) = lock(view).get_mut(&link.lan) {
             b.stations = stations;
+            b.hostapd_state = status.as_ref().map(|s| s.state.clone());
+            b.freq_mhz = status.as_ref().and_then(|s| s.freq_mhz);
         }
     }
 }

@@ -57,6 +57,27 @@ pub fn parse_station(reply: &str) -> Option<Station> {
     Some(st)
 }
 
+/// The parts of hostapd's `STATUS` reply that are shown: its interface
+/// state (ENABLED, DISABLED, COUNTRY_UPDATE, ACS, HT_SCAN, DFS...) and the
+/// frequency in use.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ApStatus {
+    pub state: String,
+    pub freq_mhz: Option<u32>,
+}
+
+pub fn parse_status(reply: &str) -> Option<ApStatus> {
+    let mut st = ApStatus::default();
+    for (k, v) in reply.lines().filter_map(|l| l.split_once('=')) {
+        match k {
+            "state" => st.state = v.to_string(),
+            "freq" => st.freq_mhz = v.parse().ok(),
+            _ => {}
+        }
+    }
+    (!st.state.is_empty()).then_some(st)
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
     Connected(String),

@@ -21,6 +21,20 @@ fn station_reply() {
 }
 
 #[test]
+fn status_reply() {
+    let reply = "state=ENABLED\nphy=phy0\nfreq=2437\nnum_sta_non_erp=0\nchannel=6\n\
+                 bss[0]=wlan0\nbssid[0]=02:00:00:00:00:00\nssid[0]=Portal Air\nnum_sta[0]=1\n";
+    assert_eq!(
+        parse_status(reply),
+        Some(ApStatus {
+            state: "ENABLED".into(),
+            freq_mhz: Some(2437)
+        })
+    );
+    assert_eq!(parse_status("FAIL\n"), None);
+}
+
+#[test]
 fn events() {
     assert_eq!(
         parse_event("<3>AP-STA-CONNECTED 02:00:00:00:01:00"),
