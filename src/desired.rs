@@ -34,6 +34,10 @@ pub struct Desired {
     pub routes: Vec<Route>,
     pub rules: Vec<Rule>,
     pub sysctls: Vec<Sysctl>,
+    /// Interfaces another program makes (hostapd's extra SSIDs): while
+    /// absent they are waited for, not errors; the pass that follows their
+    /// creation (a netlink event) configures them.
+    pub awaited: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -124,6 +128,7 @@ pub struct Inputs {
 pub fn desired(m: &Model, inputs: &Inputs) -> Desired {
     let mut d = Desired {
         nft: crate::firewall::ruleset(m),
+        awaited: m.hostapd_interfaces().map(str::to_string).collect(),
         ..Desired::default()
     };
     d.links.push(Link {

@@ -149,10 +149,12 @@ pub fn diff(d: &Desired, o: &Observed, userspace: Option<bool>) -> Vec<Change> {
             Some(ow) => wg_sets.extend(wg_update(w, ow)),
         }
     }
-    for l in &d.links {
+    // An awaited interface that is not there yet: nothing to do to it.
+    let waiting = |dev: &str| d.awaited.iter().any(|a| a == dev) && !o.links.contains_key(dev);
+    for l in d.links.iter().filter(|l| !waiting(&l.name)) {
         out.extend(link_update(l, o.links.get(&l.name)));
     }
-    for a in &d.addresses {
+    for a in d.addresses.iter().filter(|a| !waiting(&a.dev)) {
         if !o
             .addresses
             .iter()

@@ -131,6 +131,14 @@ impl Model {
         self.portals.iter().find(|p| p.name == name)
     }
 
+    /// Interfaces hostapd makes (every SSID but a radio's first): absent
+    /// until it runs, and made again when it restarts.
+    pub fn hostapd_interfaces(&self) -> impl Iterator<Item = &str> {
+        self.radios
+            .iter()
+            .flat_map(|r| r.bsses.iter().skip(1).map(|b| b.interface.as_str()))
+    }
+
     /// The LANs whose traffic leaves through `portal`.
     pub fn lans_via<'a>(&'a self, portal: &'a str) -> impl Iterator<Item = &'a Lan> + 'a {
         self.lans

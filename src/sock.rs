@@ -23,3 +23,18 @@ pub fn on_device(kind: SockType, interface: &str) -> Result<OwnedFd, String> {
 pub fn ifindex(interface: &str) -> Option<u32> {
     nix::net::if_::if_nametoindex(interface).ok()
 }
+
+/// `interface` has `addr` now (a listener bound to it can start).
+pub fn has_address(interface: &str, addr: std::net::Ipv4Addr) -> bool {
+    nix::ifaddrs::getifaddrs()
+        .map(|mut all| {
+            all.any(|i| {
+                i.interface_name == interface
+                    && i.address
+                        .as_ref()
+                        .and_then(|a| a.as_sockaddr_in())
+                        .is_some_and(|sin| sin.ip() == addr)
+            })
+        })
+        .unwrap_or(false)
+}

@@ -51,6 +51,12 @@ impl Servers {
             .lans
             .iter()
             .filter_map(|l| {
+                let ifindex = crate::sock::ifindex(&l.interface);
+                // An SSID interface hostapd has not made yet: started by
+                // the pass that follows its creation.
+                if ifindex.is_none() && m.hostapd_interfaces().any(|i| i == l.interface) {
+                    return None;
+                }
                 let mut cfg = l.dhcp.clone()?;
                 if cfg.dns_from_wan && matches!(m.wan.mode, WanMode::Dhcp { .. }) {
                     cfg.dns = wan_dns.to_vec();
@@ -58,7 +64,7 @@ impl Servers {
                 let spec = Spec {
                     lan: l.name.clone(),
                     interface: l.interface.clone(),
-                    ifindex: crate::sock::ifindex(&l.interface),
+                    ifindex,
                     cfg,
                     dir: dir.to_path_buf(),
                 };

@@ -210,3 +210,41 @@ fn teardown_removes_only_ours_and_restores_sysctls() {
         "not ours: {text:?}"
     );
 }
+
+#[cfg(feature = "wifi")]
+#[test]
+fn an_awaited_interface_is_configured_once_it_exists() {
+    // Two SSIDs on wlan0: hostapd makes wlan0-1 when it starts.
+    let text = r#"{ "wan": { "interface": "eth0", "dhcp": {} },
+        "lans": {
+          "air": { "interface": "wlan0", "address": "192.168.70.1/24", "via": "direct",
+                    "wifi": { "ssid": "A", "passphrase": "passphrase 1" } },
+          "air2": { "interface": "wlan0-1", "address": "192.168.71.1/24", "via": "direct",
+                    "wifi": { "radio": "wlan0", "ssid": "B", "passphrase": "passphrase 2" } } } }"#;
+    let m = model::validate(&crate::config::parse(text).unwrap()).unwrap();
+    let d = desired(&m, &Inputs::default());
+    assert_eq!(d.awaited, vec!["wlan0-1".to_string()]);
+    let mut o = applied(&d);
+    let touches = |changes: &[Change], dev: &str| {
+        changes.iter().any(|c| match c {
+            Change::LinkSet { name, .. } => name == dev,
+            Change::AddrAdd(a) => a.dev == dev,
+            _ => false,
+        })
+    };
+    // Not there yet: waited for, nothing to fail on; wlan0 still handled.
+    o.links.remove("wlan0-1");
+    o.links.remove("wlan0");
+    o.addresses.clear();
+    let changes = diff(&d, &o, None);
+    assert!(!touches(&changes, "wlan0-1"), "{changes:?}");
+    assert!(touches(&changes, "wlan0"), "{changes:?}");
+    // Once hostapd made it: brought up and given its address.
+    let mut o = applied(&d);
+    o.addresses.retain(|a| a.dev != "wlan0-1");
+    o.links.get_mut("wlan0-1").unwrap().up = false;
+    assert!(touches(&diff(&d, &o, None), "wlan0-1"));
+    // `plan` shows the whole setup, awaited interfaces included.
+    let plan = crate::plan_text(&m, &Inputs::default(), None);
+    assert!(plan.contains("192.168.71.1/24 dev wlan0-1"), "{plan}");
+}

@@ -84,10 +84,22 @@ impl Pages {
                 m.lans
                     .iter()
                     .filter(|l| page.lans.contains(&l.name))
-                    .map(|l| Spec {
+                    .filter_map(|l| {
+                        let ifindex = crate::sock::ifindex(&l.interface);
+                        // An SSID interface hostapd has not made yet, or
+                        // not given its address yet: the pass that
+                        // follows starts the listener.
+                        let awaited = m.hostapd_interfaces().any(|i| i == l.interface);
+                        let ready = match l.address.addr {
+                            IpAddr::V4(a) => crate::sock::has_address(&l.interface, a),
+                            IpAddr::V6(_) => true,
+                        };
+                        (!awaited || (ifindex.is_some() && ready)).then_some((l, ifindex))
+                    })
+                    .map(|(l, ifindex)| Spec {
                         lan: l.name.clone(),
                         interface: l.interface.clone(),
-                        ifindex: crate::sock::ifindex(&l.interface),
+                        ifindex,
                         address: match l.address.addr {
                             IpAddr::V4(a) => a,
                             IpAddr::V6(_) => Ipv4Addr::UNSPECIFIED,
