@@ -146,6 +146,13 @@ fn sync_radios(radios: &mut WorkerSet<hostapd::Spec>, m: &Model, run_dir: &Path,
         })
         .collect();
     radios.sync(wanted, |spec| hostapd::start(spec.clone(), view.clone()));
+    // Workers of removed radios have ended (sync waits for them): their
+    // SSIDs leave the page with them.
+    lock(view).retain(|lan, _| {
+        m.radios
+            .iter()
+            .any(|r| r.bsses.iter().any(|b| &b.lan == lan))
+    });
 }
 
 fn mtime(p: &Path) -> Option<SystemTime> {

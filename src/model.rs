@@ -139,6 +139,11 @@ impl Model {
             .flat_map(|r| r.bsses.iter().skip(1).map(|b| b.interface.as_str()))
     }
 
+    /// `interface` is one that hostapd makes (see `hostapd_interfaces`).
+    pub fn made_by_hostapd(&self, interface: &str) -> bool {
+        self.hostapd_interfaces().any(|i| i == interface)
+    }
+
     /// The LANs whose traffic leaves through `portal`.
     pub fn lans_via<'a>(&'a self, portal: &'a str) -> impl Iterator<Item = &'a Lan> + 'a {
         self.lans

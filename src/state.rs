@@ -25,10 +25,25 @@ pub fn write_json_atomic<T: Serialize>(path: &Path, value: &T) -> Result<(), Str
 
 /// Replaces `path` with `text`: temp file, fsync, rename, fsync the directory.
 pub fn write_atomic(path: &Path, text: &[u8]) -> Result<(), String> {
+    write_atomic_mode(path, text, 0o644)
+}
+
+/// [`write_atomic`] with the file's mode (0600 for a file holding a
+/// secret: it is never readable by others, not even while written).
+pub fn write_atomic_mode(path: &Path, text: &[u8], mode: u32) -> Result<(), String> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
     let shown = path.display();
     let tmp = path.with_extension("tmp");
-    let mut f =
-        fs::File::create(&tmp).map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(mode)
+        .open(&tmp)
+        .map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
+    // A leftover temp file keeps its old mode: set it.
+    f.set_permissions(fs::Permissions::from_mode(mode))
+        .map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
     f.write_all(text)
         .and_then(|_| f.sync_all())
         .map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
@@ -109,6 +124,27 @@ mod tests {
         assert_eq!(load_nft(&dir).unwrap().listing, "l");
         clear_nft(&dir);
         assert!(load_nft(&dir).is_none());
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_secret_file_is_never_readable_by_others() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("portal-mode-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("hostapd-wlan0.conf");
+        // A leftover temp file from a crash, world-readable.
+        fs::write(path.with_extension("tmp"), "old").unwrap();
+        fs::set_permissions(
+            path.with_extension("tmp"),
+            fs::Permissions::from_mode(0o644),
+        )
+        .unwrap();
+        write_atomic_mode(&path, b"wpa_passphrase=x\n", 0o600).unwrap();
+        let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        assert_eq!(fs::read_to_string(&path).unwrap(), "wpa_passphrase=x\n");
         fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -54,7 +54,7 @@ impl Servers {
                 let ifindex = crate::sock::ifindex(&l.interface);
                 // An SSID interface hostapd has not made yet: started by
                 // the pass that follows its creation.
-                if ifindex.is_none() && m.hostapd_interfaces().any(|i| i == l.interface) {
+                if ifindex.is_none() && m.made_by_hostapd(&l.interface) {
                     return None;
                 }
                 let mut cfg = l.dhcp.clone()?;

@@ -280,8 +280,11 @@ fn mount_all(mounts: &[Mount]) -> Vec<Mount> {
 /// the module load: give them a moment.
 fn wait_for_devices(mounts: &[Mount], limit: Duration) {
     let deadline = Instant::now() + limit;
-    while Instant::now() < deadline && !mounts.iter().all(|m| root::resolve(&m.source).is_some()) {
-        std::thread::sleep(Duration::from_millis(20));
+    for m in mounts {
+        root::wait_for(
+            &m.source,
+            deadline.saturating_duration_since(Instant::now()),
+        );
     }
 }
 

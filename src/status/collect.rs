@@ -11,7 +11,6 @@ use super::{
 use crate::diff::Observed;
 use crate::kernel::wireguard;
 use crate::model::{LanRoute, Model, WanMode};
-use crate::wifi::hostapd::BssStatus;
 use crate::worker::lock;
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
@@ -122,30 +121,17 @@ pub struct Collector {
     pub state_dir: PathBuf,
 }
 
-/// The SSIDs of the model in force (a removed one may linger until its
-/// worker has stopped).
-fn ssids_in_force(m: &Model, view: &crate::wifi::hostapd::WifiView) -> Vec<BssStatus> {
-    let v = lock(view);
-    v.values()
-        .filter(|b| {
-            m.radios
-                .iter()
-                .any(|r| r.bsses.iter().any(|x| x.lan == b.lan))
-        })
-        .cloned()
-        .collect()
-}
-
 impl Collector {
     /// Everything the page shows, read now. `now` in Unix seconds.
     pub fn collect(&self, now: u64) -> Status {
         let (model, kill_switch, probes, wifi) = {
             let v = lock(&self.shared);
+            let wifi: Vec<_> = lock(&v.wifi).values().cloned().collect();
             (
                 v.model.clone(),
                 v.kill_switch.clone(),
                 v.probes.clone(),
-                v.wifi.clone(),
+                wifi,
             )
         };
         let Some(m) = model else {
@@ -245,7 +231,7 @@ impl Collector {
             lans,
             leases: dhcp.lans,
             portals,
-            wifi: ssids_in_force(&m, &wifi),
+            wifi,
             counters: crate::counters::snapshot(),
             log: crate::log::recent(),
         }

@@ -89,7 +89,7 @@ impl Pages {
                         // An SSID interface hostapd has not made yet, or
                         // not given its address yet: the pass that
                         // follows starts the listener.
-                        let awaited = m.hostapd_interfaces().any(|i| i == l.interface);
+                        let awaited = m.made_by_hostapd(&l.interface);
                         let ready = match l.address.addr {
                             IpAddr::V4(a) => crate::sock::has_address(&l.interface, a),
                             IpAddr::V6(_) => true,

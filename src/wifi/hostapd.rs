@@ -91,23 +91,6 @@ fn set_state(view: &WifiView, radio: &Radio, state: &str) {
     }
 }
 
-/// Writes the config readable by root only: it holds the passphrase.
-fn write_conf(path: &Path, text: &str) -> Result<(), String> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let tmp = path.with_extension("tmp");
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)
-        .map_err(|e| format!("{}: {e}", tmp.display()))?;
-    f.write_all(text.as_bytes())
-        .map_err(|e| format!("{}: {e}", tmp.display()))?;
-    std::fs::rename(&tmp, path).map_err(|e| format!("{}: {e}", path.display()))
-}
-
 /// The hostapd process, ended (TERM, then KILL) when dropped.
 struct Hostapd(Child);
 
@@ -151,7 +134,8 @@ fn run(spec: &Spec, view: &WifiView, stop: &AtomicBool) -> Result<(), String> {
     let conf_path = spec
         .run_dir
         .join(format!("hostapd-{}.conf", radio.interface));
-    write_conf(&conf_path, &conf::render(radio, &ctrl_dir))?;
+    // Readable by root only: it holds the passphrase.
+    crate::state::write_atomic_mode(&conf_path, conf::render(radio, &ctrl_dir).as_bytes(), 0o600)?;
     let mut child = Command::new(&spec.program)
         .arg(&conf_path)
         .stdin(Stdio::null())
