@@ -20,6 +20,11 @@ pub struct InitConfig {
     /// relative to /lib/modules/RELEASE/.
     #[serde(default)]
     pub modules: Vec<String>,
+    /// Network interfaces renamed before the modules load. On the
+    /// EdgeRouter X the SoC's Ethernet comes up as `eth0`; renamed, the
+    /// switch driver (a module) can give its ports the names on the case.
+    #[serde(default)]
+    pub rename_links: Vec<RenameLink>,
     /// A WireGuard private key to create on first boot (mode 0600); its
     /// public key is printed on the console.
     #[serde(default)]
@@ -34,6 +39,13 @@ pub struct InitConfig {
     /// root named by the kernel command line (`root=`) and exec its init.
     #[serde(default)]
     pub switch_root: Option<SwitchRoot>,
+}
+
+#[derive(Deserialize, Debug, Clone, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RenameLink {
+    pub from: String,
+    pub to: String,
 }
 
 #[derive(Deserialize, Debug, Clone, PartialEq)]
@@ -122,6 +134,7 @@ impl Default for InitConfig {
             hostname: None,
             mounts: default_mounts(),
             modules: Vec::new(),
+            rename_links: Vec::new(),
             first_boot_key: None,
             services: Vec::new(),
             stop_timeout_secs: default_stop_timeout(),
@@ -134,6 +147,13 @@ pub fn parse(text: &str) -> Result<InitConfig, String> {
     let de = &mut serde_json::Deserializer::from_str(text);
     let c: InitConfig =
         serde_path_to_error::deserialize(de).map_err(|e| format!("{}: {}", e.path(), e.inner()))?;
+    for (i, r) in c.rename_links.iter().enumerate() {
+        for (field, name) in [("from", &r.from), ("to", &r.to)] {
+            if let Err(why) = check_link_name(name) {
+                return Err(format!("rename_links[{i}].{field}: {why}"));
+            }
+        }
+    }
     for (i, s) in c.services.iter().enumerate() {
         if s.argv.is_empty() {
             return Err(format!("services[{i}].argv: empty"));
@@ -174,6 +194,23 @@ fn unescape_octal(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// The kernel's rules for an interface name (dev_valid_name): 1..15 bytes,
+/// not `.` or `..`, no `/`, `:` or white space.
+fn check_link_name(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.len() > 15 {
+        return Err(format!("{name:?}: an interface name has 1 to 15 bytes"));
+    }
+    if name == "."
+        || name == ".."
+        || name
+            .chars()
+            .any(|c| c == '/' || c == ':' || c.is_whitespace())
+    {
+        return Err(format!("{name:?}: not a valid interface name"));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -202,6 +239,32 @@ mod tests {
         assert!(parse(r#"{ "mounts": [ { "source": "x" } ] }"#)
             .unwrap_err()
             .contains("mounts[0]"));
+    }
+
+    #[test]
+    fn rename_links() {
+        let c = parse(r#"{ "rename_links": [ { "from": "eth0", "to": "dsa" } ] }"#).unwrap();
+        assert_eq!(
+            (
+                c.rename_links[0].from.as_str(),
+                c.rename_links[0].to.as_str()
+            ),
+            ("eth0", "dsa")
+        );
+        for (bad, why) in [
+            ("", "1 to 15 bytes"),
+            ("a-name-too-long-16", "1 to 15 bytes"),
+            ("lan 1", "not a valid"),
+            ("eth0:1", "not a valid"),
+            ("..", "not a valid"),
+        ] {
+            let text = format!(r#"{{ "rename_links": [ {{ "from": "eth0", "to": "{bad}" }} ] }}"#);
+            let e = parse(&text).unwrap_err();
+            assert!(
+                e.contains("rename_links[0].to") && e.contains(why),
+                "{bad}: {e}"
+            );
+        }
     }
 
     #[test]

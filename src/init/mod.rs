@@ -143,6 +143,15 @@ pub fn run(path: &Path) -> ! {
             Err(e) => complain(&format!("cannot set host name {h}: {e}")),
         }
     }
+    for r in &cfg.rename_links {
+        match rename_link(&r.from, &r.to) {
+            Ok(()) => say(&format!("interface {} renamed {}", r.from, r.to)),
+            Err(e) => complain(&format!(
+                "cannot rename interface {} to {}: {e}",
+                r.from, r.to
+            )),
+        }
+    }
     load_modules(&cfg.modules);
     wait_for_devices(&devices, Duration::from_secs(5));
     mounted.extend(mount_all(&devices));
@@ -286,6 +295,31 @@ fn wait_for_devices(mounts: &[Mount], limit: Duration) {
             deadline.saturating_duration_since(Instant::now()),
         );
     }
+}
+
+/// SIOCSIFNAME: the interface must be down, as every interface is before
+/// anything configures it.
+fn rename_link(from: &str, to: &str) -> Result<(), Errno> {
+    use std::os::fd::AsRawFd;
+    let sock = nix::sys::socket::socket(
+        nix::sys::socket::AddressFamily::Inet,
+        nix::sys::socket::SockType::Datagram,
+        nix::sys::socket::SockFlag::SOCK_CLOEXEC,
+        None,
+    )?;
+    // SAFETY: ifreq is plain data; both names fit (checked when init.json
+    // was parsed) and stay NUL-terminated in the zeroed arrays.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (dst, src) in req.ifr_name.iter_mut().zip(from.bytes().take(15)) {
+        *dst = src as libc::c_char;
+    }
+    let newname = unsafe { &mut req.ifr_ifru.ifru_newname };
+    for (dst, src) in newname.iter_mut().zip(to.bytes().take(15)) {
+        *dst = src as libc::c_char;
+    }
+    // SAFETY: a valid socket and a valid ifreq for SIOCSIFNAME.
+    let r = unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFNAME as _, &req) };
+    Errno::result(r).map(drop)
 }
 
 fn load_modules(modules: &[String]) {
