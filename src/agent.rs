@@ -159,6 +159,25 @@ fn mtime(p: &Path) -> Option<SystemTime> {
     std::fs::metadata(p).and_then(|m| m.modified()).ok()
 }
 
+/// The first pass that applied everything without an error: written for
+/// PID 1, which confirms a freshly upgraded slot on it (upgrade::trial).
+fn mark_healthy(run_dir: &Path) -> bool {
+    let text = format!("{}\n", crate::clock::unix_ms() / 1000);
+    match std::fs::create_dir_all(run_dir)
+        .map_err(|e| e.to_string())
+        .and_then(|_| crate::state::write_atomic(&run_dir.join("healthy"), text.as_bytes()))
+    {
+        Ok(()) => {
+            log::info("healthy: the first pass applied everything");
+            true
+        }
+        Err(e) => {
+            log::error(&format!("cannot write the health file: {e}"));
+            false
+        }
+    }
+}
+
 pub async fn run(
     config: &Path,
     opts: Options,
@@ -181,6 +200,7 @@ pub async fn run(
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let mut last_pass = Instant::now() - opts.interval;
     let mut reason = "start";
+    let mut healthy = false;
     let mut dhcp = Servers::default();
     let mut wan: Option<WanClient> = None;
     let shared: Shared = Arc::new(Mutex::new(AgentView {
@@ -209,6 +229,9 @@ pub async fn run(
                 counters::add(&counters::CHANGES_APPLIED, r.applied.len() as u64);
                 counters::add(&counters::APPLY_ERRORS, r.errors.len() as u64);
                 lock(&shared).kill_switch = kill_switch_armed(&m, after);
+            }
+            if !healthy && matches!(&outcome, Ok((r, _)) if r.errors.is_empty()) {
+                healthy = mark_healthy(&opts.run_dir);
             }
             match outcome.map(|(r, _)| r) {
                 Ok(r) if r.applied.is_empty() && r.errors.is_empty() => {}

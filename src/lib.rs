@@ -20,6 +20,7 @@ pub mod privileges;
 pub mod sock;
 pub mod state;
 pub mod status;
+pub mod upgrade;
 pub mod wifi;
 pub mod worker;
 

@@ -26,6 +26,11 @@ commands:
                     INITCONFIG defaults to /etc/portal/init.json
   poweroff | reboot | halt
                     ask PID 1 to shut down
+  upgrade BUNDLE    (installed disk form) write BUNDLE (a file, or a disk
+                    holding it) to the slot not running, boot it once, and
+                    reboot (--no-reboot: not now); it becomes the default
+                    when its agent reports healthy, else the next boot is
+                    the old slot again
 
 options:
   --state-dir DIR   persistent state (default /var/lib/portal)
@@ -40,6 +45,7 @@ struct Args {
     run_dir: PathBuf,
     interval: Duration,
     json: bool,
+    no_reboot: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -51,6 +57,7 @@ fn parse_args() -> Result<Args, String> {
         run_dir: PathBuf::from("/run/portal"),
         interval: Duration::from_secs(30),
         json: false,
+        no_reboot: false,
     };
     while let Some(a) = it.next() {
         let mut value = |name: &str| it.next().ok_or_else(|| format!("{name} needs a value"));
@@ -65,6 +72,7 @@ fn parse_args() -> Result<Args, String> {
                 args.interval = Duration::from_secs(secs.max(1));
             }
             "--json" => args.json = true,
+            "--no-reboot" => args.no_reboot = true,
             "-h" | "--help" => return Err(String::new()),
             _ if a.starts_with('-') => return Err(format!("unknown option {a}")),
             _ if args.command.is_empty() => args.command = a,
@@ -122,6 +130,7 @@ fn main() -> ExitCode {
         "plan" => plan(&target),
         "apply" | "agent" | "down" => runtime(&args, &target),
         "leases" => leases(&args, &target),
+        "upgrade" => upgrade(&args, &target),
         "keygen" => match keys::generate(&target) {
             Ok(public) => {
                 println!("{public}");
@@ -159,6 +168,26 @@ fn ask_init(what: &str) -> ExitCode {
     match nix::sys::signal::kill(nix::unistd::Pid::from_raw(1), kind.signal()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(&format!("cannot signal PID 1: {e}")),
+    }
+}
+
+fn upgrade(args: &Args, bundle: &Path) -> ExitCode {
+    let paths = portal::upgrade::write::Paths::default();
+    let mut say = |m: &str| eprintln!("portal upgrade: {m}");
+    match portal::upgrade::write::run(bundle, &paths, &mut say) {
+        Ok(p) if args.no_reboot => {
+            eprintln!(
+                "portal upgrade: {} is in slot {}; reboot to try it",
+                p.version,
+                p.to.name()
+            );
+            ExitCode::SUCCESS
+        }
+        Ok(_) => {
+            eprintln!("portal upgrade: rebooting");
+            ask_init("reboot")
+        }
+        Err(e) => fail(&format!("upgrade: {e}")),
     }
 }
 

@@ -39,6 +39,10 @@ pub struct InitConfig {
     /// root named by the kernel command line (`root=`) and exec its init.
     #[serde(default)]
     pub switch_root: Option<SwitchRoot>,
+    /// Set on the installed (A/B) form: report the slot on each boot, and
+    /// confirm or roll back a slot booted once after `portal upgrade`.
+    #[serde(default)]
+    pub slots: Option<crate::upgrade::trial::SlotsConfig>,
 }
 
 #[derive(Deserialize, Debug, Clone, PartialEq)]
@@ -139,6 +143,7 @@ impl Default for InitConfig {
             services: Vec::new(),
             stop_timeout_secs: default_stop_timeout(),
             switch_root: None,
+            slots: None,
         }
     }
 }

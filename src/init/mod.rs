@@ -132,7 +132,9 @@ pub fn run(path: &Path) -> ! {
         .iter()
         .cloned()
         .partition(|m| root::is_device(&m.source));
-    let mut mounted = mount_all(&pseudo);
+    // A file system whose driver is a module (efivarfs, ...) is unknown
+    // to the kernel until the modules load: those mounts wait for them.
+    let (mut mounted, after_modules) = mount_all(&pseudo, true);
     if let Ok(up) = std::fs::read_to_string("/proc/uptime") {
         let secs = up.split_whitespace().next().unwrap_or("?");
         say(&format!("PID 1 running {secs} s after the kernel started"));
@@ -154,7 +156,8 @@ pub fn run(path: &Path) -> ! {
     }
     load_modules(&cfg.modules);
     wait_for_devices(&devices, Duration::from_secs(5));
-    mounted.extend(mount_all(&devices));
+    mounted.extend(mount_all(&after_modules, false).0);
+    mounted.extend(mount_all(&devices, false).0);
     if let Some(sr) = &cfg.switch_root {
         let cmdline = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
         let why = match root::parse_cmdline(&cmdline) {
@@ -167,6 +170,16 @@ pub fn run(path: &Path) -> ! {
     }
     if let Some(key) = &cfg.first_boot_key {
         first_boot_key(key);
+    }
+
+    let mut trial = None;
+    if let Some(slots) = &cfg.slots {
+        let cmdline = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
+        let (t, lines) = crate::upgrade::trial::on_boot(slots, &cmdline);
+        for l in lines {
+            say(&l);
+        }
+        trial = t;
     }
 
     let names: Vec<String> = cfg.services.iter().map(|s| s.name.clone()).collect();
@@ -197,11 +210,28 @@ pub fn run(path: &Path) -> ! {
                 }
             }
         }
+        // A slot on trial is checked every second.
+        let longest = if trial.is_some() { 1_000 } else { 60_000 };
         let wait = sup
             .next_due()
-            .map(|at| at.saturating_sub(clock.now()).min(60_000))
-            .unwrap_or(60_000);
+            .map(|at| at.saturating_sub(clock.now()).min(longest))
+            .unwrap_or(longest);
         let mut request = None;
+        if let Some(t) = &trial {
+            use crate::upgrade::trial::Step;
+            match t.poll() {
+                Step::Wait => {}
+                Step::Confirmed(msg) => {
+                    say(&msg);
+                    trial = None;
+                }
+                Step::Failed(msg) => {
+                    complain(&msg);
+                    trial = None;
+                    request = Some(Shutdown::Reboot);
+                }
+            }
+        }
         for sig in wait_for_signals(&sfd, wait) {
             if let Some(r) = Shutdown::from_signal(sig) {
                 request = Some(r);
@@ -232,8 +262,11 @@ fn load_config(path: &Path) -> InitConfig {
     }
 }
 
-/// Mounts what is not mounted yet; returns what it mounted.
-fn mount_all(mounts: &[Mount]) -> Vec<Mount> {
+/// Mounts what is not mounted yet; returns what it mounted and, with
+/// `defer_unknown_fs`, the mounts whose file system type the kernel does
+/// not know yet (ENODEV), to try again later without complaining now.
+fn mount_all(mounts: &[Mount], defer_unknown_fs: bool) -> (Vec<Mount>, Vec<Mount>) {
+    let mut deferred = Vec::new();
     let present =
         config::mount_points(&std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default());
     let mut done = Vec::new();
@@ -275,6 +308,7 @@ fn mount_all(mounts: &[Mount]) -> Vec<Mount> {
                 say(&format!("mounted {from} ({}) on {target}", m.fstype));
                 done.push(m.clone());
             }
+            Err(Errno::ENODEV) if defer_unknown_fs => deferred.push(m.clone()),
             Err(e) if m.optional => complain(&format!(
                 "optional mount {} on {target} failed: {e}",
                 m.source
@@ -282,7 +316,7 @@ fn mount_all(mounts: &[Mount]) -> Vec<Mount> {
             Err(e) => complain(&format!("mount {} on {target} failed: {e}", m.source)),
         }
     }
-    done
+    (done, deferred)
 }
 
 /// Drivers create their device nodes as they probe, which can lag behind
