@@ -104,7 +104,7 @@ impl Kernel {
         o.nft_present = listing.is_some();
         let record = state::load_nft(&self.state_dir);
         o.nft_current = match (&listing, &record) {
-            (Some(l), Some(r)) => r.ruleset == d.nft && &r.listing == l,
+            (Some(l), Some(r)) => r.ruleset == d.nft.to_string() && &r.listing == l,
             _ => false,
         };
         Ok(o)
@@ -144,9 +144,10 @@ impl Kernel {
     async fn apply_one(&mut self, c: &Change) -> Result<(), String> {
         match c {
             Change::NftReplace(ruleset) => {
-                nft::replace(ruleset)?;
+                let text = ruleset.to_string();
+                nft::replace(&text)?;
                 let listing = nft::list()?.unwrap_or_default();
-                state::save_nft(&self.state_dir, ruleset, &listing)
+                state::save_nft(&self.state_dir, &text, &listing)
             }
             Change::NftDelete => {
                 nft::delete()?;
