@@ -204,7 +204,21 @@ struct RuleEnc<'a> {
     ifindex: IfIndex<'a>,
     ctx: Ctx,
     exprs: Vec<Expr>,
+    /// Where each statement (a match, a dependency, a statement) starts in
+    /// `exprs`, and whether nft would merge it with an adjacent one.
+    groups: Vec<(usize, Merge)>,
     sets: Vec<AnonSet>,
+}
+
+/// nft merges matches of adjacent payload fields against constants
+/// (`udp sport 67 udp dport 68`) into one load and one comparison.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Merge {
+    No,
+    /// A payload field compared (== or !=) with a constant.
+    Field,
+    /// A statement (counter, verdict, ...), not a match.
+    Statement,
 }
 
 pub fn rule(table: &Table, r: &Rule, ifindex: IfIndex) -> Result<EncodedRule, String> {
@@ -213,14 +227,20 @@ pub fn rule(table: &Table, r: &Rule, ifindex: IfIndex) -> Result<EncodedRule, St
         ifindex,
         ctx: Ctx::default(),
         exprs: Vec::new(),
+        groups: Vec::new(),
         sets: Vec::new(),
     };
     for item in &r.items {
+        e.begin();
         match item {
             Item::Match(m) => e.matches(m)?,
-            Item::Stmt(s) => e.stmt(s)?,
+            Item::Stmt(s) => {
+                e.mark(Merge::Statement);
+                e.stmt(s)?
+            }
         }
     }
+    let exprs = merge_payloads(&e.exprs, &e.groups)?;
     let userdata = match &r.comment {
         None => Vec::new(),
         Some(c) => {
@@ -240,7 +260,7 @@ pub fn rule(table: &Table, r: &Rule, ifindex: IfIndex) -> Result<EncodedRule, St
         }
     };
     Ok(EncodedRule {
-        exprs: e.exprs,
+        exprs,
         sets: e.sets,
         userdata,
     })
@@ -430,6 +450,17 @@ impl RuleEnc<'_> {
         self.exprs.push(e);
     }
 
+    /// Starts the next statement.
+    fn begin(&mut self) {
+        self.groups.push((self.exprs.len(), Merge::No));
+    }
+
+    fn mark(&mut self, m: Merge) {
+        if let Some(g) = self.groups.last_mut() {
+            g.1 = m;
+        }
+    }
+
     fn add_set(&mut self, s: AnonSet, inv: bool) {
         self.sets.push(s);
         self.push(Expr::Lookup {
@@ -443,9 +474,11 @@ impl RuleEnc<'_> {
             Some(have) if have == f => Ok(()),
             Some(have) => Err(format!("conflicting protocols: {have} then {f}")),
             None => {
+                self.begin();
                 self.push(Expr::Meta(META_NFPROTO));
                 self.push(Expr::Cmp(CmpOp::Eq, vec![family_number(f)]));
                 self.ctx.net = Some(f);
+                self.begin();
                 Ok(())
             }
         }
@@ -458,9 +491,11 @@ impl RuleEnc<'_> {
                 "conflicting protocols: {have} then {proto} (IP protocol numbers)"
             )),
             None => {
+                self.begin();
                 self.push(Expr::Meta(META_L4PROTO));
                 self.push(Expr::Cmp(CmpOp::Eq, vec![proto]));
                 self.ctx.l4 = Some(proto);
+                self.begin();
                 Ok(())
             }
         }
@@ -588,6 +623,7 @@ impl RuleEnc<'_> {
                     len: 1,
                 });
                 self.push(Expr::Cmp(CmpOp::Eq, vec![*h]));
+                self.mark(Merge::Field);
             }
             Match::L4proto(p) => {
                 if self.ctx.l4.is_some_and(|have| have != p.number()) {
@@ -673,6 +709,7 @@ impl RuleEnc<'_> {
             0 => Err("empty set".into()),
             1 => {
                 self.push(Expr::Cmp(CmpOp::Eq, keys.into_iter().next().unwrap()));
+                self.mark(Merge::Field);
                 Ok(())
             }
             _ => {
@@ -709,6 +746,11 @@ impl RuleEnc<'_> {
                 len: bytes,
             });
             self.push(Expr::Cmp(op, addr[..bytes as usize].to_vec()));
+            if let IpValue::Addr(_) = v {
+                // A prefix is not a constant to nft, even a /32 (which
+                // could not merge anyway: 4 bytes are the limit).
+                self.mark(Merge::Field);
+            }
         } else {
             let mask = if len == 0 { 0 } else { u32::MAX << (32 - len) };
             self.push(Expr::Payload {
@@ -773,6 +815,70 @@ impl RuleEnc<'_> {
         }
         Ok(())
     }
+}
+
+/// nft's payload merge (as nft 1.0 does it): the rule's matches of a
+/// payload field against a constant (`udp sport 67 udp dport 68`), taken
+/// in header order, merge with the next field when it is adjacent (same
+/// header, right after), has the same operator, and the two still fit the
+/// kernel's fast 4-byte load. The merged match takes the place of the
+/// first field's; other matches in between keep theirs.
+fn merge_payloads(exprs: &[Expr], groups: &[(usize, Merge)]) -> Result<Vec<Expr>, String> {
+    let mut stmts: Vec<(Vec<Expr>, Merge)> = Vec::new();
+    for (i, (start, m)) in groups.iter().enumerate() {
+        let end = groups.get(i + 1).map_or(exprs.len(), |g| g.0);
+        if end > *start {
+            stmts.push((exprs[*start..end].to_vec(), *m));
+        }
+    }
+    // (statement index, base, offset, len, op, value)
+    let mut fields: Vec<(usize, u32, u32, u32, CmpOp, Vec<u8>)> = Vec::new();
+    let mut after_statement = false;
+    for (i, (s, m)) in stmts.iter().enumerate() {
+        match (m, s.as_slice()) {
+            (Merge::Statement, _) => after_statement = true,
+            (Merge::Field, [Expr::Payload { base, offset, len }, Expr::Cmp(op, data)]) => {
+                if after_statement {
+                    return Err(
+                        "a field match after a statement: nft's merge of it is not known here"
+                            .into(),
+                    );
+                }
+                fields.push((i, *base, *offset, *len, *op, data.clone()));
+            }
+            _ => {}
+        }
+    }
+    fields.sort_by_key(|f| f.2);
+    let mut removed = vec![false; stmts.len()];
+    let mut last = 0;
+    for j in 1..fields.len() {
+        let (a, b) = (&fields[last], &fields[j]);
+        if a.1 == b.1 && a.2 + a.3 == b.2 && a.4 == b.4 && a.3 + b.3 <= 4 {
+            let (len, mut data) = (b.3, b.5.clone());
+            let (at, base, offset, op) = (a.0, a.1, a.2, a.4);
+            removed[b.0] = true;
+            let a = &mut fields[last];
+            a.3 += len;
+            a.5.append(&mut data);
+            stmts[at].0 = vec![
+                Expr::Payload {
+                    base,
+                    offset,
+                    len: a.3,
+                },
+                Expr::Cmp(op, a.5.clone()),
+            ];
+        } else {
+            last = j;
+        }
+    }
+    Ok(stmts
+        .into_iter()
+        .zip(removed)
+        .filter(|(_, gone)| !gone)
+        .flat_map(|((s, _), _)| s)
+        .collect())
 }
 
 fn mss(n: u32) -> Result<u16, String> {

@@ -457,3 +457,67 @@ fn site_ruleset_frames_one_message_per_part() {
         "chain input, rule 5 (iifname \"eth0\" udp dport { 51820 } accept comment \"wireguard\")"
     )));
 }
+
+/// nft merges adjacent constant field matches: `udp sport 67 udp dport 68`
+/// is one 4-byte load (as `nft --debug=netlink` shows), also in the other
+/// order or with a match between (checked with nft); 8 bytes (two addresses) are not merged.
+#[test]
+fn adjacent_field_matches_merge_as_nft_merges_them() {
+    let port = |field, p| {
+        Item::from(Match::Port {
+            proto: L4::Udp,
+            field,
+            ports: Values::One(p),
+        })
+    };
+    let merged = [
+        Expr::Meta(META_L4PROTO),
+        Expr::Cmp(CmpOp::Eq, vec![17]),
+        Expr::Payload {
+            base: BASE_TRANSPORT,
+            offset: 0,
+            len: 4,
+        },
+        Expr::Cmp(CmpOp::Eq, vec![0, 67, 0, 68]),
+    ];
+    let e = enc(Rule::new(vec![
+        iifname("eth0"),
+        port(PortField::Sport, 67),
+        port(PortField::Dport, 68),
+        Verdict::Accept.into(),
+    ]));
+    assert_eq!(e.exprs[2..6], merged);
+    assert_eq!(e.exprs[6], Expr::Verdict(NF_ACCEPT));
+    let e = enc(Rule::new(vec![
+        port(PortField::Dport, 68),
+        iifname("x"),
+        port(PortField::Sport, 67),
+    ]));
+    // As nft: the merged match stands where the first field (sport) was.
+    assert_eq!(e.exprs[..2], merged[..2]);
+    assert_eq!(
+        e.exprs[2..4],
+        [Expr::Meta(META_IIFNAME), Expr::Cmp(CmpOp::Eq, name16("x"))]
+    );
+    assert_eq!(e.exprs[4..], merged[2..]);
+    let host = |field, a: &str| {
+        Item::from(Match::Ip {
+            field,
+            op: Op::Eq,
+            values: Values::One(IpValue::Addr(a.parse().unwrap())),
+        })
+    };
+    let e = enc(Rule::new(vec![
+        host(IpField::Saddr, "10.0.0.1"),
+        host(IpField::Daddr, "10.0.0.2"),
+    ]));
+    assert_eq!(e.exprs.len(), 6);
+    // A match after a statement: not known, refused.
+    let t = table(&["drop_spoof"]);
+    let r = Rule::new(vec![
+        port(PortField::Sport, 67),
+        Stmt::Counter("drop_spoof".into()).into(),
+        port(PortField::Dport, 68),
+    ]);
+    assert!(rule(&t, &r, &lo).is_err());
+}
