@@ -154,27 +154,7 @@ impl Socket {
                 }
             }
         }
-        errors.sort_by_key(|(seq, _)| *seq);
-        match errors.first() {
-            None => Ok(()),
-            Some((seq, ack)) => {
-                let what = batch.what(*seq).unwrap_or("the batch");
-                let mut e = format!(
-                    "the kernel refused {what}: {}",
-                    Errno::from_raw(ack.errno).desc()
-                );
-                if let Some(msg) = &ack.message {
-                    e.push_str(&format!(" ({msg})"));
-                }
-                if ack.errno == libc::ENOENT && what.starts_with("chain ") {
-                    e.push_str(" (an expression the kernel lacks? check its nf_tables modules)");
-                }
-                if errors.len() > 1 {
-                    e.push_str(&format!("; {} more message(s) refused", errors.len() - 1));
-                }
-                Err(e)
-            }
-        }
+        refusal(batch, errors)
     }
 
     /// One request; returns the payloads of the answers of type `answer`,
@@ -296,8 +276,34 @@ impl Socket {
     }
 }
 
+/// The batch's outcome from its refusals: the first one names what its
+/// message writes (chain and rule with its text, set, counter, table).
+fn refusal(batch: &Batch, mut errors: Vec<(u32, Ack)>) -> Result<(), String> {
+    errors.retain(|(_, a)| a.errno != 0);
+    errors.sort_by_key(|(seq, _)| *seq);
+    let Some((seq, ack)) = errors.first() else {
+        return Ok(());
+    };
+    let what = batch.what(*seq).unwrap_or("the batch");
+    let mut e = format!(
+        "the kernel refused {what}: {}",
+        Errno::from_raw(ack.errno).desc()
+    );
+    if let Some(msg) = &ack.message {
+        e.push_str(&format!(" ({msg})"));
+    }
+    if ack.errno == libc::ENOENT && what.starts_with("chain ") && what.contains(", rule ") {
+        e.push_str(" (an expression the kernel lacks? check its nf_tables modules)");
+    }
+    if errors.len() > 1 {
+        e.push_str(&format!("; {} more message(s) refused", errors.len() - 1));
+    }
+    Err(e)
+}
+
 /// An NLMSG_ERROR: 0 for an acknowledgement, else the errno, with the
 /// kernel's extended-ack message when it gave one.
+#[derive(Debug, PartialEq)]
 struct Ack {
     errno: i32,
     message: Option<String>,
@@ -323,4 +329,77 @@ fn parse_ack(m: &Msg) -> Ack {
         }
     }
     Ack { errno, message }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ruleset::{Chain, ChainKind, Hook, Item, Priority, Rule, Stmt, Verdict};
+
+    fn ack(errno: i32) -> Ack {
+        Ack {
+            errno,
+            message: None,
+        }
+    }
+
+    #[test]
+    fn a_refusal_names_the_rule_with_its_text() {
+        let t = Table {
+            name: "portal".into(),
+            counters: vec!["c".into()],
+            chains: vec![Chain {
+                name: "input".into(),
+                kind: ChainKind::Filter,
+                hook: Hook::Input,
+                priority: Priority::Filter,
+                policy: Verdict::Drop,
+                rules: vec![Rule::new(vec![
+                    Item::Stmt(Stmt::Counter("c".into())),
+                    Verdict::Drop.into(),
+                ])
+                .comment("why")],
+            }],
+        };
+        let b = encode::replace(&t, &|_| None, 1).unwrap();
+        let rule_seq = b.parts.last().unwrap().0;
+        assert_eq!(refusal(&b, vec![(2, ack(0))]), Ok(()));
+        let e = refusal(
+            &b,
+            vec![
+                (rule_seq, ack(libc::ENOENT)),
+                (rule_seq + 9, ack(libc::EINVAL)),
+            ],
+        )
+        .unwrap_err();
+        assert!(
+            e.starts_with(
+                "the kernel refused chain input, rule 1 (counter name \"c\" drop comment \"why\"): No such file or directory"
+            ),
+            "{e}"
+        );
+        assert!(e.ends_with("; 1 more message(s) refused"), "{e}");
+        let e = refusal(&b, vec![(3, ack(libc::EPERM))]).unwrap_err();
+        assert!(
+            e.starts_with("the kernel refused delete table inet portal: Operation not permitted"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn an_extended_ack_carries_the_kernel_message() {
+        // NLMSG_ERROR payload: -errno, the request's (capped) header, TLVs.
+        let mut p = (-libc::EINVAL).to_ne_bytes().to_vec();
+        p.extend_from_slice(&[0; NLMSG_HDRLEN]);
+        Attrs::new(&mut p).str(NLMSGERR_ATTR_MSG, "bad thing");
+        let m = Msg {
+            ty: NLMSG_ERROR,
+            flags: NLM_F_CAPPED | NLM_F_ACK_TLVS,
+            seq: 5,
+            payload: &p,
+        };
+        let a = parse_ack(&m);
+        assert_eq!(a.errno, libc::EINVAL);
+        assert_eq!(a.message.as_deref(), Some("bad thing"));
+    }
 }
