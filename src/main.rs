@@ -160,8 +160,20 @@ fn firewall(path: &Path) -> ExitCode {
         Ok((m, _)) => m,
         Err(code) => return code,
     };
-    match kernel::nftables::replace(&portal::firewall::ruleset(&m)) {
-        Ok(()) => ExitCode::SUCCESS,
+    let table = portal::firewall::ruleset(&m);
+    match kernel::nftables::replace(&table) {
+        Ok(w) => {
+            let rules: usize = table.chains.iter().map(|c| c.rules.len()).sum();
+            log::info(&format!(
+                "firewall: table inet {} ({rules} rules) written through netlink: {} messages, \
+                 {} bytes, encoded and acknowledged in {:.2} ms",
+                table.name,
+                w.messages,
+                w.bytes,
+                w.elapsed.as_secs_f64() * 1000.0
+            ));
+            ExitCode::SUCCESS
+        }
         Err(e) => fail(&e),
     }
 }

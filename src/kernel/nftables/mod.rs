@@ -23,11 +23,30 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::time::Duration;
 use wire::*;
 
+/// What a write took: the batch's size, and the time from encoding to the
+/// last acknowledgement (closing the socket afterwards can wait for the
+/// kernel to free the old table: not counted).
+#[derive(Debug, Clone, Copy)]
+pub struct Written {
+    pub bytes: usize,
+    pub messages: usize,
+    pub elapsed: Duration,
+}
+
 /// Replaces the table with `t` atomically.
-pub fn replace(t: &Table) -> Result<(), String> {
+pub fn replace(t: &Table) -> Result<Written, String> {
+    let started = std::time::Instant::now();
     let ifindex = |name: &str| nix::net::if_::if_nametoindex(name).ok();
     let batch = encode::replace(t, &ifindex, 1)?;
-    Socket::open()?.transact(&batch)
+    let sock = Socket::open()?;
+    sock.transact(&batch)?;
+    let elapsed = started.elapsed();
+    drop(sock);
+    Ok(Written {
+        bytes: batch.bytes.len(),
+        messages: batch.parts.len(),
+        elapsed,
+    })
 }
 
 /// Deletes the table (nothing if it does not exist).
