@@ -27,7 +27,7 @@ pub const LINK_ALIAS_PREFIX: &str = "portal:";
 
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Desired {
-    pub nft: String,
+    pub nft: crate::ruleset::Table,
     pub wireguard: Vec<WgDevice>,
     pub links: Vec<Link>,
     pub addresses: Vec<Address>,

@@ -71,7 +71,7 @@ pub struct ObservedPeer {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Change {
-    NftReplace(String),
+    NftReplace(crate::ruleset::Table),
     NftDelete,
     /// `userspace`: None = kernel WireGuard if the kernel has it (auto).
     WgCreate {

@@ -1,4 +1,6 @@
-//! Portal's nftables table (`inet portal`), generated from the model: pure.
+//! Portal's nftables table (`inet portal`), generated from the model as
+//! plain data (crate::ruleset): pure. `portal plan` prints it as nft text;
+//! the agent writes it through netlink (crate::kernel::nftables).
 //!
 //! - prerouting (raw): anti-spoofing: a LAN packet must come from its LAN's
 //!   prefix; a packet to a tunnel address must come from its tunnel.
@@ -15,7 +17,13 @@
 //! table inet portal`), for the status page.
 
 use crate::cidr::Cidr;
+use crate::desired::NFT_TABLE;
 use crate::model::{LanRoute, Model, Portal, WanMode};
+use crate::ruleset::{
+    AddrType, Chain, ChainKind, CtState, Dir, Family, Hook, IcmpType, Icmpv6Type, IpField, IpValue,
+    Item, Match, Op, PortField, Priority, Reject, Rule, Stmt, Table, TcpFlag, Values, Verdict, L4,
+};
+use std::net::{IpAddr, Ipv4Addr};
 
 pub const DROP_COUNTERS: &[&str] = &[
     "drop_spoof",
@@ -32,98 +40,200 @@ pub const DROP_COUNTERS: &[&str] = &[
 /// Open connections to the status page, all LAN clients together.
 pub const STATUS_PAGE_MAX_CONNECTIONS: u32 = 64;
 
-pub fn ruleset(m: &Model) -> String {
-    let mut t = String::from("table inet portal {\n");
-    for c in DROP_COUNTERS {
-        t.push_str(&format!("\tcounter {c} {{\n\t}}\n"));
+pub fn ruleset(m: &Model) -> Table {
+    let chain = |name: &str, kind, hook, priority, policy, rules| Chain {
+        name: name.to_string(),
+        kind,
+        hook,
+        priority,
+        policy,
+        rules,
+    };
+    Table {
+        name: NFT_TABLE.to_string(),
+        counters: DROP_COUNTERS.iter().map(|c| c.to_string()).collect(),
+        chains: vec![
+            chain(
+                "prerouting",
+                ChainKind::Filter,
+                Hook::Prerouting,
+                Priority::Raw,
+                Verdict::Accept,
+                prerouting(m),
+            ),
+            chain(
+                "input",
+                ChainKind::Filter,
+                Hook::Input,
+                Priority::Filter,
+                Verdict::Drop,
+                input(m),
+            ),
+            chain(
+                "forward",
+                ChainKind::Filter,
+                Hook::Forward,
+                Priority::Filter,
+                Verdict::Drop,
+                forward(m),
+            ),
+            chain(
+                "postrouting",
+                ChainKind::Nat,
+                Hook::Postrouting,
+                Priority::SrcNat,
+                Verdict::Accept,
+                nat(m),
+            ),
+        ],
     }
-    chain(
-        &mut t,
-        "prerouting",
-        "type filter hook prerouting priority raw; policy accept;",
-        &prerouting(m),
-    );
-    chain(
-        &mut t,
-        "input",
-        "type filter hook input priority filter; policy drop;",
-        &input(m),
-    );
-    chain(
-        &mut t,
-        "forward",
-        "type filter hook forward priority filter; policy drop;",
-        &forward(m),
-    );
-    chain(
-        &mut t,
-        "postrouting",
-        "type nat hook postrouting priority srcnat; policy accept;",
-        &nat(m),
-    );
-    t.push_str("}\n");
-    t
 }
 
-fn chain(t: &mut String, name: &str, head: &str, rules: &[String]) {
-    t.push_str(&format!("\tchain {name} {{\n\t\t{head}\n"));
-    for r in rules {
-        t.push_str(&format!("\t\t{r}\n"));
-    }
-    t.push_str("\t}\n");
+// Small constructors, so that each rule below reads like its nft text.
+
+fn rule(items: Vec<Item>) -> Rule {
+    Rule::new(items)
 }
 
-fn prerouting(m: &Model) -> Vec<String> {
+fn iifname(name: &str) -> Item {
+    ifname(Dir::In, Op::Eq, Values::One(name.to_string()))
+}
+
+fn oifname(name: &str) -> Item {
+    ifname(Dir::Out, Op::Eq, Values::One(name.to_string()))
+}
+
+fn ifname(dir: Dir, op: Op, names: Values<String>) -> Item {
+    Match::IfName { dir, op, names }.into()
+}
+
+fn ip(field: IpField, op: Op, values: Values<IpValue>) -> Item {
+    Match::Ip { field, op, values }.into()
+}
+
+fn net(c: Cidr) -> IpValue {
+    IpValue::Net(c)
+}
+
+fn port(proto: L4, field: PortField, p: u16) -> Item {
+    Match::Port {
+        proto,
+        field,
+        ports: Values::One(p),
+    }
+    .into()
+}
+
+fn counter(name: &str) -> Item {
+    Stmt::Counter(name.to_string()).into()
+}
+
+fn reject(r: Reject) -> Item {
+    Stmt::Reject(r).into()
+}
+
+const ACCEPT: Verdict = Verdict::Accept;
+const DROP: Verdict = Verdict::Drop;
+
+fn prerouting(m: &Model) -> Vec<Rule> {
     let mut r = Vec::new();
     for l in &m.lans {
         // 0.0.0.0 is a DHCP client that has no address yet.
-        r.push(format!(
-            "iifname \"{}\" ip saddr != {{ {}, 0.0.0.0 }} counter name \"drop_spoof\" drop comment \"lan {}: source outside its prefix\"",
-            l.interface,
-            l.address.network(),
-            l.name
-        ));
+        let unspecified = IpValue::Addr(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+        r.push(
+            rule(vec![
+                iifname(&l.interface),
+                ip(
+                    IpField::Saddr,
+                    Op::Ne,
+                    Values::Set(vec![net(l.address.network()), unspecified]),
+                ),
+                counter("drop_spoof"),
+                DROP.into(),
+            ])
+            .comment(format!("lan {}: source outside its prefix", l.name)),
+        );
     }
     for p in &m.portals {
         for a in p.addresses.iter().filter(|a| !a.is_v6()) {
             // As wg-quick does; the router's own packets (via lo) are fine.
-            r.push(format!(
-                "ip daddr {} iifname != \"{}\" fib saddr type != local counter name \"drop_spoof\" drop comment \"tunnel address of {} from outside its tunnel\"",
-                a.addr, p.interface, p.name
-            ));
+            r.push(
+                rule(vec![
+                    ip(IpField::Daddr, Op::Eq, Values::One(IpValue::Addr(a.addr))),
+                    ifname(Dir::In, Op::Ne, Values::One(p.interface.clone())),
+                    Match::FibSaddrType {
+                        op: Op::Ne,
+                        ty: AddrType::Local,
+                    }
+                    .into(),
+                    counter("drop_spoof"),
+                    DROP.into(),
+                ])
+                .comment(format!(
+                    "tunnel address of {} from outside its tunnel",
+                    p.name
+                )),
+            );
         }
     }
     r
 }
 
-fn input(m: &Model) -> Vec<String> {
-    let wan = &m.wan.interface;
+fn input(m: &Model) -> Vec<Rule> {
+    let wan = m.wan.interface.as_str();
     let lans = set_of(m.lans.iter().map(|l| l.interface.as_str()));
     let tunnels = set_of(m.portals.iter().map(|p| p.interface.as_str()));
+    let iifnames = |set: &Values<String>| ifname(Dir::In, Op::Eq, set.clone());
     let mut r = vec![
-        "iif \"lo\" accept".to_string(),
-        "ct state established,related accept".to_string(),
-        "ct state invalid counter name \"drop_invalid\" drop".to_string(),
+        rule(vec![Match::Iif("lo".into()).into(), ACCEPT.into()]),
+        rule(vec![
+            Match::CtState(vec![CtState::Established, CtState::Related]).into(),
+            ACCEPT.into(),
+        ]),
+        rule(vec![
+            Match::CtState(vec![CtState::Invalid]).into(),
+            counter("drop_invalid"),
+            DROP.into(),
+        ]),
         // Neighbour discovery is IPv6's ARP: without it nothing IPv6 works.
-        "icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert, nd-router-advert } ip6 hoplimit 255 accept".to_string(),
+        rule(vec![
+            Match::Icmpv6Type(Values::Set(vec![
+                Icmpv6Type::NdNeighborSolicit,
+                Icmpv6Type::NdNeighborAdvert,
+                Icmpv6Type::NdRouterAdvert,
+            ]))
+            .into(),
+            Match::Ip6Hoplimit(255).into(),
+            ACCEPT.into(),
+        ]),
     ];
-    let ports: Vec<String> = m
-        .portals
-        .iter()
-        .filter_map(|p| p.listen_port)
-        .map(|p| p.to_string())
-        .collect();
+    let ports: Vec<u16> = m.portals.iter().filter_map(|p| p.listen_port).collect();
     if !ports.is_empty() {
-        r.push(format!(
-            "iifname \"{wan}\" udp dport {{ {} }} accept comment \"wireguard\"",
-            ports.join(", ")
-        ));
+        r.push(
+            rule(vec![
+                iifname(wan),
+                Match::Port {
+                    proto: L4::Udp,
+                    field: PortField::Dport,
+                    ports: Values::Set(ports),
+                }
+                .into(),
+                ACCEPT.into(),
+            ])
+            .comment("wireguard"),
+        );
     }
     if matches!(m.wan.mode, WanMode::Dhcp { .. }) {
         // The ISP's server broadcasts its replies: conntrack cannot match them.
-        r.push(format!(
-            "iifname \"{wan}\" udp sport 67 udp dport 68 accept comment \"dhcp client\""
-        ));
+        r.push(
+            rule(vec![
+                iifname(wan),
+                port(L4::Udp, PortField::Sport, 67),
+                port(L4::Udp, PortField::Dport, 68),
+                ACCEPT.into(),
+            ])
+            .comment("dhcp client"),
+        );
     }
     if let Some(dhcp) = set_of(
         m.lans
@@ -131,9 +241,14 @@ fn input(m: &Model) -> Vec<String> {
             .filter(|l| l.dhcp.is_some())
             .map(|l| l.interface.as_str()),
     ) {
-        r.push(format!(
-            "iifname {dhcp} udp dport 67 accept comment \"dhcp server\""
-        ));
+        r.push(
+            rule(vec![
+                iifnames(&dhcp),
+                port(L4::Udp, PortField::Dport, 67),
+                ACCEPT.into(),
+            ])
+            .comment("dhcp server"),
+        );
     }
     if let Some(page) = &m.status_page {
         let ifaces = m
@@ -144,123 +259,197 @@ fn input(m: &Model) -> Vec<String> {
         if let Some(set) = set_of(ifaces) {
             // The HTTP server holds a thread per open connection: bound
             // them, so that a LAN client cannot exhaust the router's memory.
-            r.push(format!(
-                "iifname {set} tcp dport {} ct count over {STATUS_PAGE_MAX_CONNECTIONS} counter name \"drop_input_lan\" reject with tcp reset comment \"status page: connection limit\"",
-                page.port
-            ));
-            r.push(format!(
-                "iifname {set} tcp dport {} accept comment \"status page\"",
-                page.port
-            ));
+            r.push(
+                rule(vec![
+                    iifnames(&set),
+                    port(L4::Tcp, PortField::Dport, page.port),
+                    Match::CtCountOver(STATUS_PAGE_MAX_CONNECTIONS).into(),
+                    counter("drop_input_lan"),
+                    reject(Reject::TcpReset),
+                ])
+                .comment("status page: connection limit"),
+            );
+            r.push(
+                rule(vec![
+                    iifnames(&set),
+                    port(L4::Tcp, PortField::Dport, page.port),
+                    ACCEPT.into(),
+                ])
+                .comment("status page"),
+            );
         }
     }
     if let Some(lans) = &lans {
-        r.push(format!("iifname {lans} icmp type echo-request accept"));
-        r.push(format!("iifname {lans} icmpv6 type echo-request accept"));
+        r.push(rule(vec![
+            iifnames(lans),
+            Match::IcmpType(Values::One(IcmpType::EchoRequest)).into(),
+            ACCEPT.into(),
+        ]));
+        r.push(rule(vec![
+            iifnames(lans),
+            Match::Icmpv6Type(Values::One(Icmpv6Type::EchoRequest)).into(),
+            ACCEPT.into(),
+        ]));
     }
     // UDP is refused (port unreachable) rather than dropped so that a scan
     // tells "closed" from the WireGuard ports, which never answer strangers.
-    r.push(format!(
-        "iifname \"{wan}\" meta l4proto udp counter name \"drop_input_wan\" reject"
-    ));
-    r.push(format!(
-        "iifname \"{wan}\" counter name \"drop_input_wan\" drop"
-    ));
+    r.push(rule(vec![
+        iifname(wan),
+        Match::L4proto(L4::Udp).into(),
+        counter("drop_input_wan"),
+        reject(Reject::PortUnreachable),
+    ]));
+    r.push(rule(vec![
+        iifname(wan),
+        counter("drop_input_wan"),
+        DROP.into(),
+    ]));
     if let Some(tunnels) = &tunnels {
-        r.push(format!(
-            "iifname {tunnels} meta l4proto udp counter name \"drop_input_tunnel\" reject"
-        ));
-        r.push(format!(
-            "iifname {tunnels} counter name \"drop_input_tunnel\" drop"
-        ));
+        r.push(rule(vec![
+            iifnames(tunnels),
+            Match::L4proto(L4::Udp).into(),
+            counter("drop_input_tunnel"),
+            reject(Reject::PortUnreachable),
+        ]));
+        r.push(rule(vec![
+            iifnames(tunnels),
+            counter("drop_input_tunnel"),
+            DROP.into(),
+        ]));
     }
     if let Some(lans) = &lans {
-        r.push(format!("iifname {lans} counter name \"drop_input_lan\" reject with icmpx type admin-prohibited"));
+        r.push(rule(vec![
+            iifnames(lans),
+            counter("drop_input_lan"),
+            reject(Reject::AdminProhibited),
+        ]));
     }
-    r.push("counter name \"drop_input_other\" drop".to_string());
+    r.push(rule(vec![counter("drop_input_other"), DROP.into()]));
     r
 }
 
-fn forward(m: &Model) -> Vec<String> {
-    let wan = &m.wan.interface;
+fn forward(m: &Model) -> Vec<Rule> {
+    let wan = m.wan.interface.as_str();
     let mut r = Vec::new();
     for p in &m.portals {
         // Clamp SYNs both ways: into the tunnel, and out of it for peers
         // (not running Portal) that do not clamp their side.
         let (mss4, mss6) = (p.mtu - 40, p.mtu - 60);
-        for dir in ["oifname", "iifname"] {
-            for (family, mss) in [("ipv4", mss4), ("ipv6", mss6)] {
-                r.push(format!(
-                    "{dir} \"{}\" meta nfproto {family} tcp flags & (syn | rst) == syn tcp option maxseg size > {mss} tcp option maxseg size set {mss} comment \"mss clamp {}\"",
-                    p.interface, p.name
-                ));
+        for dir in [Dir::Out, Dir::In] {
+            for (family, mss) in [(Family::Ipv4, mss4), (Family::Ipv6, mss6)] {
+                r.push(
+                    rule(vec![
+                        ifname(dir, Op::Eq, Values::One(p.interface.clone())),
+                        Match::Nfproto(family).into(),
+                        Match::TcpFlags {
+                            mask: vec![TcpFlag::Syn, TcpFlag::Rst],
+                            equals: vec![TcpFlag::Syn],
+                        }
+                        .into(),
+                        Match::TcpMssAbove(mss).into(),
+                        Stmt::SetTcpMss(mss).into(),
+                    ])
+                    .comment(format!("mss clamp {}", p.name)),
+                );
             }
         }
     }
-    r.push("ct state established,related accept".into());
-    r.push("ct state invalid counter name \"drop_invalid\" drop".into());
+    r.push(rule(vec![
+        Match::CtState(vec![CtState::Established, CtState::Related]).into(),
+        ACCEPT.into(),
+    ]));
+    r.push(rule(vec![
+        Match::CtState(vec![CtState::Invalid]).into(),
+        counter("drop_invalid"),
+        DROP.into(),
+    ]));
     if let Some(lans) = set_of(m.lans.iter().map(|l| l.interface.as_str())) {
-        r.push(format!(
-            "iifname {lans} meta nfproto ipv6 counter name \"drop_ipv6_lan\" drop comment \"IPv6 from LANs is not routed yet\""
-        ));
+        r.push(
+            rule(vec![
+                ifname(Dir::In, Op::Eq, lans),
+                Match::Nfproto(Family::Ipv6).into(),
+                counter("drop_ipv6_lan"),
+                DROP.into(),
+            ])
+            .comment("IPv6 from LANs is not routed yet"),
+        );
     }
     for l in &m.lans {
         match &l.route {
             LanRoute::Direct => {
-                r.push(format!(
-                    "iifname \"{}\" oifname \"{wan}\" accept comment \"lan {} direct\"",
-                    l.interface, l.name
-                ));
+                r.push(
+                    rule(vec![iifname(&l.interface), oifname(wan), ACCEPT.into()])
+                        .comment(format!("lan {} direct", l.name)),
+                );
                 for p in &m.portals {
                     if let Some(subnets) = remote_subnets(p) {
-                        r.push(format!(
-                            "iifname \"{}\" oifname \"{}\" ip daddr {subnets} accept comment \"lan {} to site-to-site {}\"",
-                            l.interface, p.interface, l.name, p.name
-                        ));
+                        r.push(
+                            rule(vec![
+                                iifname(&l.interface),
+                                oifname(&p.interface),
+                                ip(IpField::Daddr, Op::Eq, subnets),
+                                ACCEPT.into(),
+                            ])
+                            .comment(format!("lan {} to site-to-site {}", l.name, p.name)),
+                        );
                     }
                 }
             }
             LanRoute::Portal(name) => {
                 let Some(p) = m.portal(name) else { continue };
-                r.push(format!(
-                    "iifname \"{}\" oifname \"{}\" accept comment \"lan {} via {}\"",
-                    l.interface, p.interface, l.name, p.name
-                ));
+                r.push(
+                    rule(vec![
+                        iifname(&l.interface),
+                        oifname(&p.interface),
+                        ACCEPT.into(),
+                    ])
+                    .comment(format!("lan {} via {}", l.name, p.name)),
+                );
                 if l.kill_switch {
-                    r.push(format!(
-                        "iifname \"{}\" counter name \"drop_kill_switch\" reject with icmpx type admin-prohibited comment \"kill switch {} via {}\"",
-                        l.interface, l.name, p.name
-                    ));
+                    r.push(
+                        rule(vec![
+                            iifname(&l.interface),
+                            counter("drop_kill_switch"),
+                            reject(Reject::AdminProhibited),
+                        ])
+                        .comment(format!("kill switch {} via {}", l.name, p.name)),
+                    );
                 } else {
-                    r.push(format!(
-                        "iifname \"{}\" oifname \"{wan}\" accept comment \"lan {} falls back to the WAN (kill switch off)\"",
-                        l.interface, l.name
-                    ));
+                    r.push(
+                        rule(vec![iifname(&l.interface), oifname(wan), ACCEPT.into()]).comment(
+                            format!("lan {} falls back to the WAN (kill switch off)", l.name),
+                        ),
+                    );
                 }
             }
         }
     }
     for p in &m.portals {
         if p.exit {
-            r.push(format!(
-                "iifname \"{}\" oifname \"{wan}\" accept comment \"exit {}\"",
-                p.interface, p.name
-            ));
+            r.push(
+                rule(vec![iifname(&p.interface), oifname(wan), ACCEPT.into()])
+                    .comment(format!("exit {}", p.name)),
+            );
         }
         let lans = set_of(m.lans_via(&p.name).map(|l| l.interface.as_str()));
         if let (Some(subnets), Some(lans)) = (remote_subnets(p), lans) {
-            r.push(format!(
-                "iifname \"{}\" ip saddr {subnets} oifname {lans} accept comment \"site-to-site {}\"",
-                p.interface, p.name
-            ));
+            r.push(
+                rule(vec![
+                    iifname(&p.interface),
+                    ip(IpField::Saddr, Op::Eq, subnets),
+                    ifname(Dir::Out, Op::Eq, lans),
+                    ACCEPT.into(),
+                ])
+                .comment(format!("site-to-site {}", p.name)),
+            );
         }
     }
-    r.push("counter name \"drop_forward\" drop".into());
+    r.push(rule(vec![counter("drop_forward"), DROP.into()]));
     r
 }
 
-fn nat(m: &Model) -> Vec<String> {
-    let wan = &m.wan.interface;
+fn nat(m: &Model) -> Vec<Rule> {
+    let wan = m.wan.interface.as_str();
     let mut r = Vec::new();
     for p in m.portals.iter().filter(|p| p.exit) {
         // Bounce server: what the peers send (from their tunnel addresses,
@@ -272,32 +461,43 @@ fn nat(m: &Model) -> Vec<String> {
         }
         let sources = outermost(sources.into_iter().filter(|c| !c.is_v6()).collect());
         if !sources.is_empty() {
-            r.push(format!(
-                "oifname \"{wan}\" ip saddr {{ {} }} masquerade comment \"exit {}\"",
-                join(&sources),
-                p.name
-            ));
+            r.push(
+                rule(vec![
+                    oifname(wan),
+                    ip(
+                        IpField::Saddr,
+                        Op::Eq,
+                        Values::Set(sources.into_iter().map(net).collect()),
+                    ),
+                    Stmt::Masquerade.into(),
+                ])
+                .comment(format!("exit {}", p.name)),
+            );
         }
     }
     for l in &m.lans {
-        let net = l.address.network();
-        let out_wan = format!(
-            "oifname \"{wan}\" ip saddr {net} masquerade comment \"lan {} out the WAN\"",
-            l.name
-        );
+        let lan_net = Values::One(net(l.address.network()));
+        let out_wan = rule(vec![
+            oifname(wan),
+            ip(IpField::Saddr, Op::Eq, lan_net.clone()),
+            Stmt::Masquerade.into(),
+        ])
+        .comment(format!("lan {} out the WAN", l.name));
         match &l.route {
             LanRoute::Direct => r.push(out_wan),
             LanRoute::Portal(name) => {
                 let Some(p) = m.portal(name) else { continue };
                 if p.masquerade {
                     // Site-to-site traffic keeps its real source address.
-                    let except = remote_subnets(p)
-                        .map(|s| format!("ip daddr != {s} "))
-                        .unwrap_or_default();
-                    r.push(format!(
-                        "oifname \"{}\" ip saddr {net} {except}masquerade comment \"lan {} via {}\"",
-                        p.interface, l.name, p.name
-                    ));
+                    let mut items = vec![
+                        oifname(&p.interface),
+                        ip(IpField::Saddr, Op::Eq, lan_net.clone()),
+                    ];
+                    if let Some(s) = remote_subnets(p) {
+                        items.push(ip(IpField::Daddr, Op::Ne, s));
+                    }
+                    items.push(Stmt::Masquerade.into());
+                    r.push(rule(items).comment(format!("lan {} via {}", l.name, p.name)));
                 }
                 if !l.kill_switch {
                     r.push(out_wan);
@@ -309,7 +509,7 @@ fn nat(m: &Model) -> Vec<String> {
 }
 
 /// `{ a, b }` of a portal's IPv4 remote subnets, if it has any.
-fn remote_subnets(p: &Portal) -> Option<String> {
+fn remote_subnets(p: &Portal) -> Option<Values<IpValue>> {
     let v4 = outermost(
         p.remote_subnets
             .iter()
@@ -317,13 +517,13 @@ fn remote_subnets(p: &Portal) -> Option<String> {
             .copied()
             .collect(),
     );
-    (!v4.is_empty()).then(|| format!("{{ {} }}", join(&v4)))
+    (!v4.is_empty()).then(|| Values::Set(v4.into_iter().map(net).collect()))
 }
 
 /// `{ "a", "b" }` of interface names, if any.
-fn set_of<'a>(names: impl Iterator<Item = &'a str>) -> Option<String> {
-    let quoted: Vec<String> = names.map(|n| format!("\"{n}\"")).collect();
-    (!quoted.is_empty()).then(|| format!("{{ {} }}", quoted.join(", ")))
+fn set_of<'a>(names: impl Iterator<Item = &'a str>) -> Option<Values<String>> {
+    let names: Vec<String> = names.map(str::to_string).collect();
+    (!names.is_empty()).then_some(Values::Set(names))
 }
 
 /// Sorted, without prefixes that another one covers (nft refuses
@@ -338,11 +538,4 @@ fn outermost(mut c: Vec<Cidr>) -> Vec<Cidr> {
     }
     out.sort();
     out
-}
-
-fn join(c: &[Cidr]) -> String {
-    c.iter()
-        .map(|c| c.to_string())
-        .collect::<Vec<_>>()
-        .join(", ")
 }

@@ -16,6 +16,10 @@ commands:
   agent CONFIG      apply, then keep it applied (netlink events, SIGHUP,
                     config file changes, every --interval seconds)
   down CONFIG       remove everything Portal added, and nothing else
+  firewall CONFIG   write only CONFIG's nftables table (inet portal), through
+                    netlink as the agent does, and exit
+  firewall-dump     print the kernel's table inet portal as the agent reads
+                    it (normalized netlink dump); exit 1 if it is absent
   keygen FILE       write a new WireGuard private key to FILE (mode 0600)
                     and print its public key
   pubkey FILE       print the public key of a private key file
@@ -118,6 +122,7 @@ fn main() -> ExitCode {
             portal::init::run(&cfg);
         }
         "poweroff" | "reboot" | "halt" => return ask_init(&args.command),
+        "firewall-dump" => return firewall_dump(),
         _ => {}
     }
     let Some(target) = args.target.clone() else {
@@ -129,6 +134,7 @@ fn main() -> ExitCode {
         "check" => check(&target),
         "plan" => plan(&target),
         "apply" | "agent" | "down" => runtime(&args, &target),
+        "firewall" => firewall(&target),
         "leases" => leases(&args, &target),
         "upgrade" => upgrade(&args, &target),
         "keygen" => match keys::generate(&target) {
@@ -154,6 +160,41 @@ fn main() -> ExitCode {
             eprint!("{USAGE}");
             ExitCode::from(2)
         }
+    }
+}
+
+/// `portal firewall CONFIG`: the agent's nftables write, alone.
+fn firewall(path: &Path) -> ExitCode {
+    let m = match load_or_report(path) {
+        Ok((m, _)) => m,
+        Err(code) => return code,
+    };
+    let table = portal::firewall::ruleset(&m);
+    match kernel::nftables::replace(&table) {
+        Ok(w) => {
+            let rules: usize = table.chains.iter().map(|c| c.rules.len()).sum();
+            log::info(&format!(
+                "firewall: table inet {} ({rules} rules) written through netlink: {} messages, \
+                 {} bytes, encoded and acknowledged in {:.2} ms",
+                table.name,
+                w.messages,
+                w.bytes,
+                w.elapsed.as_secs_f64() * 1000.0
+            ));
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(&e),
+    }
+}
+
+fn firewall_dump() -> ExitCode {
+    match kernel::nftables::listing(desired::NFT_TABLE) {
+        Ok(Some(l)) => {
+            print!("{l}");
+            ExitCode::SUCCESS
+        }
+        Ok(None) => fail(&format!("no table inet {}", desired::NFT_TABLE)),
+        Err(e) => fail(&e),
     }
 }
 

@@ -1,9 +1,9 @@
 //! The agent keeps only the capabilities it needs and drops the rest, from
-//! its own sets and from the bounding set (so the wireguard-go and nft it
-//! starts cannot regain them):
+//! its own sets and from the bounding set (so the wireguard-go it starts
+//! cannot regain them):
 //!
 //! - CAP_NET_ADMIN: netlink writes (links, addresses, routes, rules),
-//!   nftables, WireGuard (and wireguard-go's TUN), network sysctls;
+//!   nftables (nf_tables netlink), WireGuard (and wireguard-go's TUN), network sysctls;
 //! - CAP_NET_RAW: the DHCP client and server (raw/packet sockets);
 //! - CAP_NET_BIND_SERVICE: the status page and DHCP on ports below 1024.
 //!

@@ -1,14 +1,15 @@
 //! The effectful edge: reads the kernel into `Observed` and writes `Change`s.
 //! Links, addresses, routes and rules go through rtnetlink; WireGuard
-//! through wireguard-control; nftables through `nft -f`; sysctls /proc/sys.
+//! through wireguard-control; nftables through nf_tables netlink (one
+//! transaction per write, no `nft` command); sysctls /proc/sys.
 
 pub mod netlink;
-pub mod nft;
+pub mod nftables;
 pub mod sysctl;
 pub mod wireguard;
 
 use crate::config::Backend;
-use crate::desired::{Desired, Sysctl, LINK_ALIAS_PREFIX};
+use crate::desired::{Desired, Sysctl, LINK_ALIAS_PREFIX, NFT_TABLE};
 use crate::diff::{Change, LinkKind, Observed};
 use crate::log;
 use crate::state;
@@ -100,11 +101,11 @@ impl Kernel {
                 o.sysctls.insert(s.key.clone(), v);
             }
         }
-        let listing = nft::list()?;
+        let listing = nftables::listing(NFT_TABLE)?;
         o.nft_present = listing.is_some();
         let record = state::load_nft(&self.state_dir);
         o.nft_current = match (&listing, &record) {
-            (Some(l), Some(r)) => r.ruleset == d.nft && &r.listing == l,
+            (Some(l), Some(r)) => r.ruleset == d.nft.to_string() && &r.listing == l,
             _ => false,
         };
         Ok(o)
@@ -144,12 +145,12 @@ impl Kernel {
     async fn apply_one(&mut self, c: &Change) -> Result<(), String> {
         match c {
             Change::NftReplace(ruleset) => {
-                nft::replace(ruleset)?;
-                let listing = nft::list()?.unwrap_or_default();
-                state::save_nft(&self.state_dir, ruleset, &listing)
+                nftables::replace(ruleset)?;
+                let listing = nftables::listing(NFT_TABLE)?.unwrap_or_default();
+                state::save_nft(&self.state_dir, &ruleset.to_string(), &listing)
             }
             Change::NftDelete => {
-                nft::delete()?;
+                nftables::delete(NFT_TABLE)?;
                 state::clear_nft(&self.state_dir);
                 Ok(())
             }

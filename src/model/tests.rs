@@ -993,7 +993,7 @@ fn automatic_tables_skip_explicit_ones() {
 
 #[test]
 fn firewall_opens_dhcp_only_where_it_runs() {
-    let nft = |v: Value| crate::firewall::ruleset(&valid(v));
+    let nft = |v: Value| crate::firewall::ruleset(&valid(v)).to_string();
     let none = nft(base());
     assert!(
         !none.contains("dport 67"),
