@@ -136,6 +136,7 @@ fn main() -> ExitCode {
         "apply" | "agent" | "down" => runtime(&args, &target),
         "firewall" => firewall(&target),
         "leases" => leases(&args, &target),
+        #[cfg(feature = "upgrade")]
         "upgrade" => upgrade(&args, &target),
         "keygen" => match keys::generate(&target) {
             Ok(public) => {
@@ -212,6 +213,7 @@ fn ask_init(what: &str) -> ExitCode {
     }
 }
 
+#[cfg(feature = "upgrade")]
 fn upgrade(args: &Args, bundle: &Path) -> ExitCode {
     let paths = portal::upgrade::write::Paths::default();
     let mut say = |m: &str| eprintln!("portal upgrade: {m}");

@@ -42,7 +42,7 @@ pub struct InitConfig {
     /// Set on the installed (A/B) form: report the slot on each boot, and
     /// confirm or roll back a slot booted once after `portal upgrade`.
     #[serde(default)]
-    pub slots: Option<crate::upgrade::trial::SlotsConfig>,
+    pub slots: Option<SlotsConfig>,
 }
 
 #[derive(Deserialize, Debug, Clone, PartialEq)]
@@ -50,6 +50,37 @@ pub struct InitConfig {
 pub struct RenameLink {
     pub from: String,
     pub to: String,
+}
+
+/// init.json's `slots`: where the boot facts are, and the deadline.
+#[derive(Deserialize, Debug, Clone, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SlotsConfig {
+    /// The mounted ESP.
+    #[serde(default = "default_esp")]
+    pub esp: PathBuf,
+    /// Seconds a slot on trial has to report a healthy agent.
+    #[serde(default = "default_confirm")]
+    pub confirm_secs: u64,
+    /// Written by the agent after its first pass with no errors.
+    #[serde(default = "default_health")]
+    pub health_file: PathBuf,
+    /// /perm/upgrade.json, written by `portal upgrade`.
+    #[serde(default = "default_record")]
+    pub record: PathBuf,
+}
+
+fn default_esp() -> PathBuf {
+    "/boot".into()
+}
+fn default_confirm() -> u64 {
+    120
+}
+fn default_health() -> PathBuf {
+    "/run/portal/healthy".into()
+}
+fn default_record() -> PathBuf {
+    "/perm/upgrade.json".into()
 }
 
 #[derive(Deserialize, Debug, Clone, PartialEq)]

@@ -172,15 +172,7 @@ pub fn run(path: &Path) -> ! {
         first_boot_key(key);
     }
 
-    let mut trial = None;
-    if let Some(slots) = &cfg.slots {
-        let cmdline = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
-        let (t, lines) = crate::upgrade::trial::on_boot(slots, &cmdline);
-        for l in lines {
-            say(&l);
-        }
-        trial = t;
-    }
+    let mut trial = cfg.slots.as_ref().and_then(start_trial);
 
     let names: Vec<String> = cfg.services.iter().map(|s| s.name.clone()).collect();
     let mut sup = Supervisor::new(&names);
@@ -217,19 +209,10 @@ pub fn run(path: &Path) -> ! {
             .map(|at| at.saturating_sub(clock.now()).min(longest))
             .unwrap_or(longest);
         let mut request = None;
-        if let Some(t) = &trial {
-            use crate::upgrade::trial::Step;
-            match t.poll() {
-                Step::Wait => {}
-                Step::Confirmed(msg) => {
-                    say(&msg);
-                    trial = None;
-                }
-                Step::Failed(msg) => {
-                    complain(&msg);
-                    trial = None;
-                    request = Some(Shutdown::Reboot);
-                }
+        if let Some(ended) = trial.as_ref().and_then(poll_trial) {
+            trial = None;
+            if !ended {
+                request = Some(Shutdown::Reboot);
             }
         }
         for sig in wait_for_signals(&sfd, wait) {
@@ -244,6 +227,52 @@ pub fn run(path: &Path) -> ! {
             shutdown(r, &mut sup, &cfg, &mounted, &sfd, &clock);
         }
     }
+}
+
+/// A slot on trial after `portal upgrade` (upgrade::trial). Builds without
+/// the `upgrade` feature (the EdgeRouter X) have none.
+#[cfg(feature = "upgrade")]
+type Trial = crate::upgrade::trial::Trial;
+#[cfg(not(feature = "upgrade"))]
+enum Trial {}
+
+#[cfg(feature = "upgrade")]
+fn start_trial(slots: &config::SlotsConfig) -> Option<Trial> {
+    let cmdline = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
+    let (trial, lines) = crate::upgrade::trial::on_boot(slots, &cmdline);
+    for l in lines {
+        say(&l);
+    }
+    trial
+}
+
+#[cfg(not(feature = "upgrade"))]
+fn start_trial(_: &config::SlotsConfig) -> Option<Trial> {
+    complain("init.json has slots, but this build has no A/B upgrades");
+    None
+}
+
+/// None while waiting; Some(true) when the slot is confirmed, Some(false)
+/// when it failed and PID 1 must reboot into the old slot.
+#[cfg(feature = "upgrade")]
+fn poll_trial(t: &Trial) -> Option<bool> {
+    use crate::upgrade::trial::Step;
+    match t.poll() {
+        Step::Wait => None,
+        Step::Confirmed(msg) => {
+            say(&msg);
+            Some(true)
+        }
+        Step::Failed(msg) => {
+            complain(&msg);
+            Some(false)
+        }
+    }
+}
+
+#[cfg(not(feature = "upgrade"))]
+fn poll_trial(t: &Trial) -> Option<bool> {
+    match *t {}
 }
 
 fn load_config(path: &Path) -> InitConfig {
