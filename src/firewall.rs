@@ -124,6 +124,22 @@ fn port(proto: L4, field: PortField, p: u16) -> Item {
     .into()
 }
 
+/// The end of the input chain for traffic arriving by `from` (the WAN, the
+/// tunnels): UDP refused, so that a scan sees "closed" everywhere except the
+/// WireGuard ports, which never answer strangers; the rest dropped; both
+/// counted in `counter_name`.
+fn closed(from: Item, counter_name: &str) -> [Rule; 2] {
+    [
+        rule(vec![
+            from.clone(),
+            Match::L4proto(L4::Udp).into(),
+            counter(counter_name),
+            reject(Reject::PortUnreachable),
+        ]),
+        rule(vec![from, counter(counter_name), DROP.into()]),
+    ]
+}
+
 fn counter(name: &str) -> Item {
     Stmt::Counter(name.to_string()).into()
 }
@@ -291,31 +307,9 @@ fn input(m: &Model) -> Vec<Rule> {
             ACCEPT.into(),
         ]));
     }
-    // UDP is refused (port unreachable) rather than dropped so that a scan
-    // tells "closed" from the WireGuard ports, which never answer strangers.
-    r.push(rule(vec![
-        iifname(wan),
-        Match::L4proto(L4::Udp).into(),
-        counter("drop_input_wan"),
-        reject(Reject::PortUnreachable),
-    ]));
-    r.push(rule(vec![
-        iifname(wan),
-        counter("drop_input_wan"),
-        DROP.into(),
-    ]));
+    r.extend(closed(iifname(wan), "drop_input_wan"));
     if let Some(tunnels) = &tunnels {
-        r.push(rule(vec![
-            iifnames(tunnels),
-            Match::L4proto(L4::Udp).into(),
-            counter("drop_input_tunnel"),
-            reject(Reject::PortUnreachable),
-        ]));
-        r.push(rule(vec![
-            iifnames(tunnels),
-            counter("drop_input_tunnel"),
-            DROP.into(),
-        ]));
+        r.extend(closed(iifnames(tunnels), "drop_input_tunnel"));
     }
     if let Some(lans) = &lans {
         r.push(rule(vec![

@@ -31,6 +31,16 @@ pub fn write_atomic(path: &Path, text: &[u8]) -> Result<(), String> {
 /// [`write_atomic`] with the file's mode (0600 for a file holding a
 /// secret: it is never readable by others, not even while written).
 pub fn write_atomic_mode(path: &Path, text: &[u8], mode: u32) -> Result<(), String> {
+    replace(path, text, Some(mode))
+}
+
+/// [`write_atomic`] on a file system without Unix modes (the ESP's FAT,
+/// where a chmod the mount options do not allow fails).
+pub fn write_atomic_on_fat(path: &Path, text: &[u8]) -> Result<(), String> {
+    replace(path, text, None)
+}
+
+fn replace(path: &Path, text: &[u8], mode: Option<u32>) -> Result<(), String> {
     use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
     let shown = path.display();
     let tmp = path.with_extension("tmp");
@@ -38,23 +48,30 @@ pub fn write_atomic_mode(path: &Path, text: &[u8], mode: u32) -> Result<(), Stri
         .write(true)
         .create(true)
         .truncate(true)
-        .mode(mode)
+        .mode(mode.unwrap_or(0o644))
         .open(&tmp)
         .map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
-    // A leftover temp file keeps its old mode: set it.
-    f.set_permissions(fs::Permissions::from_mode(mode))
-        .map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
+    if let Some(mode) = mode {
+        // A leftover temp file keeps its old mode: set it.
+        f.set_permissions(fs::Permissions::from_mode(mode))
+            .map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
+    }
     f.write_all(text)
         .and_then(|_| f.sync_all())
         .map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
     fs::rename(&tmp, path).map_err(|e| format!("cannot rename to {shown}: {e}"))?;
     if let Some(dir) = path.parent() {
         // Make the rename itself durable.
-        if let Ok(d) = fs::File::open(dir) {
-            let _ = d.sync_all();
-        }
+        sync_dir(dir);
     }
     Ok(())
+}
+
+/// fsync of a directory: what was renamed or created in it stays so.
+pub fn sync_dir(dir: &Path) {
+    if let Ok(d) = fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
 }
 
 fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Option<T> {

@@ -185,7 +185,7 @@ pub fn parse(text: &str) -> Result<InitConfig, String> {
         serde_path_to_error::deserialize(de).map_err(|e| format!("{}: {}", e.path(), e.inner()))?;
     for (i, r) in c.rename_links.iter().enumerate() {
         for (field, name) in [("from", &r.from), ("to", &r.to)] {
-            if let Err(why) = check_link_name(name) {
+            if let Err(why) = crate::model::check_ifname(name) {
                 return Err(format!("rename_links[{i}].{field}: {why}"));
             }
         }
@@ -230,23 +230,6 @@ fn unescape_octal(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// The kernel's rules for an interface name (dev_valid_name): 1..15 bytes,
-/// not `.` or `..`, no `/`, `:` or white space.
-fn check_link_name(name: &str) -> Result<(), String> {
-    if name.is_empty() || name.len() > 15 {
-        return Err(format!("{name:?}: an interface name has 1 to 15 bytes"));
-    }
-    if name == "."
-        || name == ".."
-        || name
-            .chars()
-            .any(|c| c == '/' || c == ':' || c.is_whitespace())
-    {
-        return Err(format!("{name:?}: not a valid interface name"));
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -288,8 +271,8 @@ mod tests {
             ("eth0", "dsa")
         );
         for (bad, why) in [
-            ("", "1 to 15 bytes"),
-            ("a-name-too-long-16", "1 to 15 bytes"),
+            ("", "empty"),
+            ("a-name-too-long-16", "Linux allows 15"),
             ("lan 1", "not a valid"),
             ("eth0:1", "not a valid"),
             ("..", "not a valid"),

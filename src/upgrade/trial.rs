@@ -5,7 +5,6 @@
 
 use super::{decide, loader_default, with_default, BootState, Pending, Slot};
 pub use crate::init::config::SlotsConfig;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 pub struct Trial {
@@ -101,25 +100,7 @@ impl Trial {
 fn confirm(cfg: &SlotsConfig, slot: Slot) -> Result<(), String> {
     let path = cfg.esp.join("loader/loader.conf");
     let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-    write_synced(&path, with_default(&text, slot).as_bytes())?;
+    crate::state::write_atomic_on_fat(&path, with_default(&text, slot).as_bytes())?;
     let _ = std::fs::remove_file(&cfg.record);
-    Ok(())
-}
-
-/// FAT has no atomic replace guarantee across power loss, but a rename
-/// after a synced write leaves one of the two complete files.
-fn write_synced(path: &Path, text: &[u8]) -> Result<(), String> {
-    use std::io::Write;
-    let temp = path.with_extension("new");
-    let mut f = std::fs::File::create(&temp).map_err(|e| format!("{}: {e}", temp.display()))?;
-    f.write_all(text)
-        .and_then(|_| f.sync_all())
-        .map_err(|e| format!("{}: {e}", temp.display()))?;
-    std::fs::rename(&temp, path).map_err(|e| format!("{}: {e}", path.display()))?;
-    if let Some(dir) = path.parent() {
-        if let Ok(d) = std::fs::File::open(dir) {
-            let _ = d.sync_all();
-        }
-    }
     Ok(())
 }

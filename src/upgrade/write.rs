@@ -156,7 +156,7 @@ pub fn run(bundle: &Path, paths: &Paths, say: &mut dyn FnMut(&str)) -> Result<Pe
     for (temp, final_path) in &staged {
         std::fs::rename(temp, final_path).map_err(|e| format!("{}: {e}", final_path.display()))?;
     }
-    sync_dir(&esp_dir);
+    crate::state::sync_dir(&esp_dir);
     let pending = Pending {
         from,
         to,
@@ -279,12 +279,6 @@ fn hash_device(device: &Path, size: u64) -> Result<String, String> {
         left -= used as u64;
     }
     Ok(hex(&hasher.finalize()))
-}
-
-fn sync_dir(dir: &Path) {
-    if let Ok(d) = File::open(dir) {
-        let _ = d.sync_all();
-    }
 }
 
 /// LoaderEntryOneShot: systemd-boot boots that entry next, once. An
