@@ -9,9 +9,10 @@ use crate::dhcp::service::Servers;
 use crate::dhcp::wan::WanClient;
 use crate::diff::{diff, teardown, Observed};
 use crate::kernel::{Kernel, Report};
-use crate::load::{load, resolve_endpoints};
+use crate::load::load;
 use crate::log;
 use crate::model::{Model, WanMode};
+use crate::resolve::Resolver;
 use crate::status::collect::{kill_switch_armed, AgentView, Shared};
 use crate::status::{probe, server::Pages};
 use crate::wifi::hostapd::{self, WifiView};
@@ -27,6 +28,9 @@ pub struct Options {
     pub state_dir: PathBuf,
     pub run_dir: PathBuf,
     pub interval: Duration,
+    /// How often endpoint host names are resolved again (sooner while their
+    /// peer does not answer).
+    pub resolve_interval: Duration,
 }
 
 /// One pass. Returns what it wrote; an empty `applied` means the kernel
@@ -211,6 +215,9 @@ pub async fn run(
     let wifi_view = lock(&shared).wifi.clone();
     let mut radios: WorkerSet<hostapd::Spec> = WorkerSet::default();
     let prober = probe::start(shared.clone());
+    let resolver = Resolver::start(opts.resolve_interval);
+    resolver.set_model(&m);
+    let mut resolved = resolver.watch();
     log::info(&format!(
         "agent started: {} LAN(s), {} portal(s), config {}",
         m.lans.len(),
@@ -221,7 +228,7 @@ pub async fn run(
         sync_wan_client(&mut wan, &m, &opts.state_dir);
         if !reason.is_empty() {
             let started = Instant::now();
-            resolve_endpoints(&m, &mut inputs);
+            inputs.endpoints = resolver.endpoints(&m);
             inputs.wan_lease = wan.as_ref().and_then(|w| w.lease());
             let outcome = checked_pass(&mut kernel, &m, &inputs).await;
             counters::add(&counters::PASSES, 1);
@@ -278,6 +285,7 @@ pub async fn run(
             }
         };
         tokio::select! {
+            Ok(()) = resolved.changed() => reason = "endpoint address changed",
             Some(()) = lease_changed => {
                 if wan.as_ref().and_then(|w| w.lease()) != inputs.wan_lease {
                     reason = "WAN lease";
@@ -308,6 +316,7 @@ pub async fn run(
                 Ok((nm, ni)) => {
                     log::info(&format!("{reason}: config reloaded"));
                     lock(&shared).model = Some(Arc::new(nm.clone()));
+                    resolver.set_model(&nm);
                     m = nm;
                     inputs = ni;
                 }
@@ -324,6 +333,7 @@ pub async fn run(
     // takes as long as the slowest thread, not the sum.
     let stopping = Instant::now();
     prober.tell_to_stop();
+    resolver.tell_to_stop();
     if let Some(w) = &wan {
         w.tell_to_stop();
     }
@@ -334,6 +344,7 @@ pub async fn run(
     pages.stop_all();
     radios.stop_all();
     prober.stop();
+    resolver.stop();
     if let Some(w) = wan.take() {
         w.stop();
     }

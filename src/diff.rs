@@ -67,6 +67,10 @@ pub struct ObservedPeer {
     pub endpoint: Option<SocketAddr>,
     pub allowed_ips: Vec<Cidr>,
     pub persistent_keepalive: Option<u16>,
+    /// A handshake within resolve::STALE_SECS: the peer answers.
+    pub handshake_recent: bool,
+    /// The endpoint this agent last wrote to the peer (None: none yet).
+    pub endpoint_written: Option<SocketAddr>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -277,8 +281,18 @@ fn peer_matches(p: &WgPeer, o: &ObservedPeer) -> bool {
     let mut have = o.allowed_ips.clone();
     want.sort();
     have.sort();
-    // An endpoint that did not resolve is left as the kernel has it.
-    let endpoint_ok = p.endpoint_addr.is_none() || p.endpoint_addr == o.endpoint;
+    let endpoint_ok = match p.endpoint_addr {
+        // An endpoint that did not resolve is left as the kernel has it.
+        None => true,
+        Some(want) if o.endpoint == Some(want) => true,
+        // WireGuard roams: a peer that answers from elsewhere than the
+        // address last written keeps its new endpoint. The configured one is
+        // written again when its name resolves differently, or when the
+        // peer stops answering where it roamed to.
+        Some(want) => {
+            o.endpoint.is_some() && o.endpoint_written == Some(want) && o.handshake_recent
+        }
+    };
     want == have && endpoint_ok && p.persistent_keepalive == o.persistent_keepalive
 }
 

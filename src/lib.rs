@@ -17,6 +17,7 @@ pub mod load;
 pub mod log;
 pub mod model;
 pub mod privileges;
+pub mod resolve;
 pub mod ruleset;
 pub mod sock;
 pub mod state;

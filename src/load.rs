@@ -1,12 +1,13 @@
 //! Config file -> validated model, plus the inputs the pure core needs from
-//! the outside world (public keys of the key files, resolved endpoints).
+//! the outside world (public keys of the key files; endpoints are resolved
+//! by the caller: `resolve_endpoints` once, or the agent's resolver).
 
 use crate::config;
 use crate::desired::Inputs;
 use crate::keys;
 use crate::log;
 use crate::model::{self, Model};
-use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use crate::resolve;
 use std::path::Path;
 
 /// Reads, parses and validates; key files are checked too (mode, content).
@@ -37,37 +38,24 @@ pub fn load(path: &Path) -> Result<(Model, Inputs), Vec<String>> {
     if !errors.is_empty() {
         return Err(errors);
     }
-    resolve_endpoints(&m, &mut inputs);
     Ok((m, inputs))
 }
 
-/// Resolves every peer endpoint now. A name that does not resolve is logged
-/// and left out: the device keeps its current endpoint until it does.
+/// Resolves every peer endpoint now, for the one-shot commands (`plan`,
+/// `apply`); the agent resolves on a thread of its own (resolve.rs). A name
+/// that does not resolve is logged and left out: the device keeps its
+/// current endpoint.
 pub fn resolve_endpoints(m: &Model, inputs: &mut Inputs) {
-    inputs.endpoints.clear();
-    for p in &m.portals {
-        for (i, peer) in p.peers.iter().enumerate() {
-            let Some(e) = &peer.endpoint else { continue };
-            let resolved = match e.host.parse::<IpAddr>() {
-                Ok(ip) => Some(SocketAddr::new(ip, e.port)),
-                Err(_) => match (e.host.as_str(), e.port).to_socket_addrs() {
-                    // Prefer IPv4: the WAN is IPv4 today.
-                    Ok(addrs) => {
-                        let all: Vec<SocketAddr> = addrs.collect();
-                        all.iter().find(|a| a.is_ipv4()).or(all.first()).copied()
-                    }
-                    Err(err) => {
-                        log::warn(&format!(
-                            "portals.{}.peers[{i}].endpoint: cannot resolve {e}: {err}",
-                            p.name
-                        ));
-                        None
-                    }
-                },
-            };
-            if let Some(a) = resolved {
-                inputs.endpoints.insert((p.name.clone(), i), a);
+    inputs.endpoints = resolve::literal_endpoints(m);
+    for t in resolve::targets(m) {
+        match resolve::resolve(&t.host, t.port) {
+            Ok(a) => {
+                inputs.endpoints.insert(t.key, a);
             }
+            Err(err) => log::warn(&format!(
+                "portals.{}.peers[{}].endpoint: cannot resolve {}: {err}",
+                t.key.0, t.key.1, t.host
+            )),
         }
     }
 }

@@ -40,6 +40,10 @@ options:
   --state-dir DIR   persistent state (default /var/lib/portal)
   --run-dir DIR     runtime files, wireguard-go logs (default /run/portal)
   --interval SECS   agent: seconds between periodic passes (default 30)
+  --resolve-interval SECS
+                    agent: seconds between resolutions of endpoint host
+                    names (default 60; every 15 while a peer's latest
+                    handshake is over 135 s old)
 ";
 
 struct Args {
@@ -48,6 +52,7 @@ struct Args {
     state_dir: PathBuf,
     run_dir: PathBuf,
     interval: Duration,
+    resolve_interval: Duration,
     json: bool,
     no_reboot: bool,
 }
@@ -60,6 +65,7 @@ fn parse_args() -> Result<Args, String> {
         state_dir: PathBuf::from("/var/lib/portal"),
         run_dir: PathBuf::from("/run/portal"),
         interval: Duration::from_secs(30),
+        resolve_interval: Duration::from_secs(60),
         json: false,
         no_reboot: false,
     };
@@ -74,6 +80,13 @@ fn parse_args() -> Result<Args, String> {
                     .parse()
                     .map_err(|_| format!("--interval: `{v}` is not a number of seconds"))?;
                 args.interval = Duration::from_secs(secs.max(1));
+            }
+            "--resolve-interval" => {
+                let v = value("--resolve-interval")?;
+                let secs: u64 = v.parse().map_err(|_| {
+                    format!("--resolve-interval: `{v}` is not a number of seconds")
+                })?;
+                args.resolve_interval = Duration::from_secs(secs.max(1));
             }
             "--json" => args.json = true,
             "--no-reboot" => args.no_reboot = true,
@@ -284,7 +297,8 @@ fn check(path: &Path) -> ExitCode {
 
 fn plan(path: &Path) -> ExitCode {
     match load_or_report(path) {
-        Ok((m, inputs)) => {
+        Ok((m, mut inputs)) => {
+            load::resolve_endpoints(&m, &mut inputs);
             let userspace = match m.backend {
                 config::Backend::Auto => None,
                 config::Backend::Kernel => Some(false),
@@ -329,6 +343,7 @@ fn runtime(args: &Args, path: &Path) -> ExitCode {
                 state_dir: args.state_dir.clone(),
                 run_dir: args.run_dir.clone(),
                 interval: args.interval,
+                resolve_interval: args.resolve_interval,
             };
             return match agent::run(path, opts, m, inputs).await {
                 Ok(()) => ExitCode::SUCCESS,
@@ -338,6 +353,7 @@ fn runtime(args: &Args, path: &Path) -> ExitCode {
         // A one-shot apply runs no DHCP client: it keeps the address the
         // agent's client last leased, if unexpired, rather than remove it.
         inputs.wan_lease = dhcp::wan::remembered_valid(&args.state_dir);
+        load::resolve_endpoints(&m, &mut inputs);
         match new_kernel(m.backend) {
             Ok(mut k) => report("apply", agent::pass(&mut k, &m, &inputs).await),
             Err(e) => fail(&e),

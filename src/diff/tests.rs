@@ -63,6 +63,8 @@ fn applied(d: &Desired) -> Observed {
                         endpoint: p.endpoint_addr,
                         allowed_ips: p.allowed_ips.clone(),
                         persistent_keepalive: p.persistent_keepalive,
+                        handshake_recent: true,
+                        endpoint_written: p.endpoint_addr,
                     })
                     .collect(),
             },
@@ -81,11 +83,14 @@ fn nothing_to_do_when_the_kernel_matches() {
 }
 
 #[test]
-fn a_changed_endpoint_rewrites_only_that_peer() {
+fn an_endpoint_this_agent_did_not_write_is_rewritten_for_that_peer_only() {
     let (d, _) = site();
     let mut o = applied(&d);
     let moved: SocketAddr = "198.51.100.99:51820".parse().unwrap();
-    o.wireguard.get_mut("wg-paris").unwrap().peers[0].endpoint = Some(moved);
+    let peer = &mut o.wireguard.get_mut("wg-paris").unwrap().peers[0];
+    peer.endpoint = Some(moved);
+    // Set by someone else, or before this agent started.
+    peer.endpoint_written = None;
     let changes = diff(&d, &o, None);
     assert_eq!(changes.len(), 1, "{changes:?}");
     match &changes[0] {
@@ -105,6 +110,38 @@ fn a_changed_endpoint_rewrites_only_that_peer() {
         }
         other => panic!("expected a peer update, got {other}"),
     }
+}
+
+#[test]
+fn a_peer_that_roamed_and_answers_keeps_its_endpoint() {
+    let (d, _) = site();
+    let mut o = applied(&d);
+    let roamed: SocketAddr = "198.51.100.99:40000".parse().unwrap();
+    o.wireguard.get_mut("wg-paris").unwrap().peers[0].endpoint = Some(roamed);
+    assert!(diff(&d, &o, None).is_empty());
+}
+
+#[test]
+fn a_roamed_peer_that_stopped_answering_gets_the_configured_endpoint_again() {
+    let (d, _) = site();
+    let mut o = applied(&d);
+    let peer = &mut o.wireguard.get_mut("wg-paris").unwrap().peers[0];
+    peer.endpoint = Some("198.51.100.99:40000".parse().unwrap());
+    peer.handshake_recent = false;
+    assert_eq!(diff(&d, &o, None).len(), 1);
+}
+
+#[test]
+fn a_name_that_resolves_anew_is_written_even_while_the_peer_answers() {
+    let (mut d, _) = site();
+    let o = applied(&d);
+    let moved: SocketAddr = "198.51.100.13:51820".parse().unwrap();
+    d.wireguard[0].peers[0].endpoint_addr = Some(moved);
+    let changes = diff(&d, &o, None);
+    assert!(
+        matches!(&changes[..], [Change::WgSet { peers, .. }] if peers[0].endpoint_addr == Some(moved)),
+        "{changes:?}"
+    );
 }
 
 #[test]

@@ -26,6 +26,9 @@ pub struct Kernel {
     state_dir: PathBuf,
     /// wireguard-go processes this agent started, by interface.
     children: BTreeMap<String, Child>,
+    /// (interface, peer public key) -> the endpoint last written: a peer
+    /// that roamed away from it is left where it roamed (diff.rs).
+    endpoints_written: BTreeMap<(String, String), std::net::SocketAddr>,
 }
 
 /// What one pass wrote, and what failed.
@@ -62,6 +65,7 @@ impl Kernel {
             run_dir,
             state_dir,
             children: BTreeMap::new(),
+            endpoints_written: BTreeMap::new(),
         })
     }
 
@@ -86,7 +90,13 @@ impl Kernel {
             };
             if ours || wanted {
                 match wireguard::observe(name, userspace) {
-                    Ok(w) => {
+                    Ok(mut w) => {
+                        for p in &mut w.peers {
+                            p.endpoint_written = self
+                                .endpoints_written
+                                .get(&(name.clone(), p.public_key.clone()))
+                                .copied();
+                        }
                         o.wireguard.insert(name.clone(), w);
                     }
                     // A TUN whose wireguard-go does not answer (yet): the
@@ -170,7 +180,18 @@ impl Kernel {
                     *listen_port,
                     peers,
                     remove_peers,
-                )
+                )?;
+                for p in peers {
+                    let key = (name.clone(), p.public_key.clone());
+                    match p.endpoint_addr {
+                        Some(a) => self.endpoints_written.insert(key, a),
+                        None => self.endpoints_written.remove(&key),
+                    };
+                }
+                for k in remove_peers {
+                    self.endpoints_written.remove(&(name.clone(), k.clone()));
+                }
+                Ok(())
             }
             Change::LinkDel(name) => {
                 let pid = wireguard::userspace_pid(name);

@@ -58,6 +58,12 @@ pub fn observe(name: &str, userspace: bool) -> Result<ObservedWg, String> {
                     .filter_map(|a| Cidr::new(a.address, a.cidr))
                     .collect(),
                 persistent_keepalive: p.config.persistent_keepalive_interval.filter(|k| *k > 0),
+                handshake_recent: p
+                    .stats
+                    .last_handshake_time
+                    .and_then(|t| t.elapsed().ok())
+                    .is_some_and(|age| age.as_secs() <= crate::resolve::STALE_SECS),
+                endpoint_written: None,
             })
             .collect(),
     })
