@@ -348,9 +348,11 @@ impl fmt::Display for Change {
                 }
                 for p in peers {
                     write!(f, " peer {}", p.public_key)?;
-                    match (&p.endpoint, p.endpoint_addr) {
-                        (Some(e), _) => write!(f, " endpoint {e}")?,
-                        (None, Some(a)) => write!(f, " endpoint {a}")?,
+                    // The address written (a name as resolved now); a name
+                    // that did not resolve is printed as `wg set` takes it.
+                    match (p.endpoint_addr, &p.endpoint) {
+                        (Some(a), _) => write!(f, " endpoint {a}")?,
+                        (None, Some(e)) => write!(f, " endpoint {e}")?,
                         (None, None) => {}
                     }
                     let ips: Vec<String> = p.allowed_ips.iter().map(|c| c.to_string()).collect();
