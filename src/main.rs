@@ -83,9 +83,9 @@ fn parse_args() -> Result<Args, String> {
             }
             "--resolve-interval" => {
                 let v = value("--resolve-interval")?;
-                let secs: u64 = v.parse().map_err(|_| {
-                    format!("--resolve-interval: `{v}` is not a number of seconds")
-                })?;
+                let secs: u64 = v
+                    .parse()
+                    .map_err(|_| format!("--resolve-interval: `{v}` is not a number of seconds"))?;
                 args.resolve_interval = Duration::from_secs(secs.max(1));
             }
             "--json" => args.json = true,

@@ -357,6 +357,9 @@ mod tests {
         assert_eq!(t[0].host, "paris.example.net");
         let lit = literal_endpoints(&m);
         assert_eq!(lit.len(), 1);
-        assert_eq!(lit[&("paris".to_string(), 1)], "192.0.2.9:51821".parse().unwrap());
+        assert_eq!(
+            lit[&("paris".to_string(), 1)],
+            "192.0.2.9:51821".parse().unwrap()
+        );
     }
 }
