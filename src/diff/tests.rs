@@ -63,6 +63,7 @@ fn applied(d: &Desired) -> Observed {
                         endpoint: p.endpoint_addr,
                         allowed_ips: p.allowed_ips.clone(),
                         persistent_keepalive: p.persistent_keepalive,
+                        preshared_key_id: p.preshared_key_id.clone(),
                     })
                     .collect(),
             },

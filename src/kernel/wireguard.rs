@@ -58,6 +58,7 @@ pub fn observe(name: &str, userspace: bool) -> Result<ObservedWg, String> {
                     .filter_map(|a| Cidr::new(a.address, a.cidr))
                     .collect(),
                 persistent_keepalive: p.config.persistent_keepalive_interval.filter(|k| *k > 0),
+                preshared_key_id: p.config.preshared_key.as_ref().and_then(keys::psk_fingerprint),
             })
             .collect(),
     })
@@ -166,6 +167,11 @@ pub fn set(
         for a in &p.allowed_ips {
             b = b.add_allowed_ip(a.addr, a.len);
         }
+        // Always written, so that a key removed from the config goes too.
+        b = match &p.preshared_key_file {
+            Some(path) => b.set_preshared_key(keys::load_private_key(path)?.key().clone()),
+            None => b.unset_preshared_key(),
+        };
         if let Some(e) = p.endpoint_addr {
             b = b.set_endpoint(e);
         }
