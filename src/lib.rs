@@ -16,13 +16,16 @@ pub mod keys;
 pub mod load;
 pub mod log;
 pub mod model;
+pub mod peers;
 pub mod privileges;
+pub mod qr;
 pub mod ruleset;
 pub mod sock;
 pub mod state;
 pub mod status;
 #[cfg(feature = "upgrade")]
 pub mod upgrade;
+pub mod wgquick;
 pub mod wifi;
 pub mod worker;
 
