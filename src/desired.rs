@@ -272,7 +272,8 @@ pub fn desired(m: &Model, inputs: &Inputs) -> Desired {
     // Replies from LANs to road-warrior devices stay in main (the tunnel
     // network's route), whichever portal the LAN itself exits through.
     for p in m.portals.iter().filter(|p| p.clients.is_some()) {
-        if let Some(net) = crate::model::clients::tunnel_network(p).filter(|_| !via_lans.is_empty()) {
+        if let Some(net) = crate::model::clients::tunnel_network(p).filter(|_| !via_lans.is_empty())
+        {
             d.rules.push(Rule {
                 priority: PRIO_TO_LAN,
                 from: None,

@@ -47,17 +47,26 @@ pub fn add(text: &str, m: &Model, portal_public_key: &str, d: &NewDevice) -> Res
         )
     })?;
     if d.name.is_empty() || d.name.len() > 64 || d.name.chars().any(|c| c.is_control()) {
-        return Err(format!("`{}` is not a device name (1-64 printable characters)", d.name));
+        return Err(format!(
+            "`{}` is not a device name (1-64 printable characters)",
+            d.name
+        ));
     }
     if let Some(other) = m
         .portals
         .iter()
         .find(|o| o.peers.iter().any(|pe| pe.name.as_deref() == Some(d.name)))
     {
-        return Err(format!("a peer named `{}` is already in portal `{}`", d.name, other.name));
+        return Err(format!(
+            "a peer named `{}` is already in portal `{}`",
+            d.name, other.name
+        ));
     }
     let address = next_free(p, m).ok_or_else(|| {
-        format!("no free address left in portal `{}`'s tunnel network", p.name)
+        format!(
+            "no free address left in portal `{}`'s tunnel network",
+            p.name
+        )
     })?;
     let mut v: Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
     let peers = v

@@ -79,11 +79,9 @@ pub fn parse(text: &str) -> Result<WgQuick, String> {
                     "cannot be honoured (Portal's config is the JSON file; remove the line)",
                 ))
             }
-            (_, "fwmark") => {
-                return Err(at(
-                    "cannot be honoured (Portal routes by source and its own tables; remove the line)",
-                ))
-            }
+            (_, "fwmark") => return Err(at(
+                "cannot be honoured (Portal routes by source and its own tables; remove the line)",
+            )),
             (Section::Interface, "privatekey") => c.private_key = Some(value.to_string()),
             (Section::Interface, "address") => c.addresses.extend(list(value)),
             (Section::Interface, "dns") => c.dns.extend(list(value)),

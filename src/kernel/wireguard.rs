@@ -58,7 +58,11 @@ pub fn observe(name: &str, userspace: bool) -> Result<ObservedWg, String> {
                     .filter_map(|a| Cidr::new(a.address, a.cidr))
                     .collect(),
                 persistent_keepalive: p.config.persistent_keepalive_interval.filter(|k| *k > 0),
-                preshared_key_id: p.config.preshared_key.as_ref().and_then(keys::psk_fingerprint),
+                preshared_key_id: p
+                    .config
+                    .preshared_key
+                    .as_ref()
+                    .and_then(keys::psk_fingerprint),
             })
             .collect(),
     })

@@ -38,7 +38,10 @@ pub(super) fn validate(cfg: &Config, portals: &mut [Portal], e: &mut Errors) {
                 "a portal with `clients` needs a fixed listen_port (the devices' Endpoint)",
             );
         }
-        let endpoint = e.parse(&format!("{at}.clients.endpoint"), parse_endpoint(&cl.endpoint));
+        let endpoint = e.parse(
+            &format!("{at}.clients.endpoint"),
+            parse_endpoint(&cl.endpoint),
+        );
         let lans = match &cl.lans {
             None => cfg.lans.keys().cloned().collect(),
             Some(names) => {
@@ -69,8 +72,5 @@ pub(super) fn validate(cfg: &Config, portals: &mut [Portal], e: &mut Errors) {
 /// The network devices get their addresses in: the portal's first IPv4
 /// tunnel address's network.
 pub fn tunnel_network(p: &Portal) -> Option<Cidr> {
-    p.addresses
-        .iter()
-        .find(|a| !a.is_v6())
-        .map(|a| a.network())
+    p.addresses.iter().find(|a| !a.is_v6()).map(|a| a.network())
 }

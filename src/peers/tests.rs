@@ -66,10 +66,19 @@ fn add_takes_the_next_free_address_and_keeps_key_order() {
     assert!(conf.contains("PrivateKey = PRIVATE\n"), "{conf}");
     assert!(conf.contains("Address = 10.77.0.3/32\n"), "{conf}");
     assert!(conf.contains("DNS = 192.168.10.1\n"), "{conf}");
-    assert!(conf.contains(&format!("PublicKey = {}\n", key(5))), "{conf}");
-    assert!(conf.contains("Endpoint = vpn.example.com:51830\n"), "{conf}");
+    assert!(
+        conf.contains(&format!("PublicKey = {}\n", key(5))),
+        "{conf}"
+    );
+    assert!(
+        conf.contains("Endpoint = vpn.example.com:51830\n"),
+        "{conf}"
+    );
     // The LANs it may reach (home only) and the tunnel network.
-    assert!(conf.contains("AllowedIPs = 192.168.10.0/24, 10.77.0.0/24\n"), "{conf}");
+    assert!(
+        conf.contains("AllowedIPs = 192.168.10.0/24, 10.77.0.0/24\n"),
+        "{conf}"
+    );
     assert!(conf.contains("PersistentKeepalive = 25\n"), "{conf}");
     // A second device takes the next address.
     let b = add(&a.config, &m2, &key(5), &device("laptop", true)).unwrap();
@@ -89,7 +98,9 @@ fn portal_dns_wins_over_the_lans() {
 fn refuses_duplicates_and_portals_without_clients() {
     let text = site("");
     let m = model(&text);
-    let err = add(&text, &m, &key(5), &device("old", false)).err().unwrap();
+    let err = add(&text, &m, &key(5), &device("old", false))
+        .err()
+        .unwrap();
     assert!(err.contains("already"), "{err}");
     let mut d = device("x", false);
     d.portal = "nope";
@@ -117,7 +128,9 @@ fn next_free_skips_addresses_and_peers_and_ends() {
     let m = model(&text);
     // .0 network, .1 free, .2 the portal and the peer, .3 broadcast.
     assert_eq!(
-        next_free(m.portal("roam").unwrap(), &m).unwrap().to_string(),
+        next_free(m.portal("roam").unwrap(), &m)
+            .unwrap()
+            .to_string(),
         "10.77.0.1/32"
     );
     let a = add(&text, &m, &key(5), &device("a", false)).unwrap();
@@ -138,7 +151,10 @@ fn remove_by_name() {
 #[test]
 fn list_shows_devices_without_endpoint() {
     let l = list(&model(&site("")));
-    assert_eq!(l, format!("roam\told\t10.77.0.2/32\t(device)\t{}\n", key(1)));
+    assert_eq!(
+        l,
+        format!("roam\told\t10.77.0.2/32\t(device)\t{}\n", key(1))
+    );
 }
 
 #[test]
@@ -154,11 +170,16 @@ fn clients_validation_names_fields() {
         "portals.roam.clients.lans[1]: no LAN named `attic`",
         "portals.roam.dns[0]: `nine` is not an IP address",
     ] {
-        assert!(errs.iter().any(|e| e.starts_with(want)), "{want} in {errs:?}");
+        assert!(
+            errs.iter().any(|e| e.starts_with(want)),
+            "{want} in {errs:?}"
+        );
     }
     let bad = site("").replace("vpn.example.com:51830", "vpn.example.com");
     let errs = validate(&config::parse(&bad).unwrap()).unwrap_err();
-    assert!(errs[0].to_string().starts_with("portals.roam.clients.endpoint"));
+    assert!(errs[0]
+        .to_string()
+        .starts_with("portals.roam.clients.endpoint"));
 }
 
 #[test]
@@ -171,6 +192,9 @@ fn firewall_forwards_devices_to_their_lans_only() {
         .unwrap_or_else(|| panic!("{text}"));
     assert!(line.contains("iifname \"wg-roam\""), "{line}");
     assert!(line.contains("ip saddr 10.77.0.0/24"), "{line}");
-    assert!(line.contains("oifname { \"eth1\" }") || line.contains("oifname \"eth1\""), "{line}");
+    assert!(
+        line.contains("oifname { \"eth1\" }") || line.contains("oifname \"eth1\""),
+        "{line}"
+    );
     assert!(!line.contains("eth2"), "{line}");
 }
