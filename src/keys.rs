@@ -64,7 +64,7 @@ pub fn load_private_key(path: &Path) -> Result<PrivateKey, String> {
 /// without revealing the key. None for the all-zero key (WireGuard's "no
 /// preshared key").
 pub fn psk_fingerprint(k: &Key) -> Option<String> {
-    (k.as_bytes() != &[0u8; 32]).then(|| k.get_public().to_base64())
+    (*k.as_bytes() != [0u8; 32]).then(|| k.get_public().to_base64())
 }
 
 /// Writes a new private key (mode 0600, created exclusively: an existing key
