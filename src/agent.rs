@@ -212,6 +212,7 @@ pub async fn run(
         ..AgentView::default()
     }));
     let mut pages = Pages::new(shared.clone(), &opts.state_dir);
+    pages.offer_peers(&opts.run_dir);
     let wifi_view = lock(&shared).wifi.clone();
     let mut radios: WorkerSet<hostapd::Spec> = WorkerSet::default();
     let prober = probe::start(shared.clone());

@@ -201,6 +201,25 @@ pub struct Portal {
     pub remote_subnets: Vec<String>,
     #[serde(default)]
     pub peers: Vec<Peer>,
+    /// Accept road-warrior devices (phones, laptops) on this portal.
+    #[serde(default)]
+    pub clients: Option<Clients>,
+    /// DNS servers for the devices of this portal (IP addresses).
+    #[serde(default)]
+    pub dns: Vec<String>,
+}
+
+/// Road-warrior devices: peers with no endpoint, one /32 each inside the
+/// portal's tunnel network (`portal peer add` makes them).
+#[derive(Deserialize, Debug, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct Clients {
+    /// HOST:PORT the devices connect to (the router's public name and
+    /// this portal's listen_port).
+    pub endpoint: String,
+    /// LANs the devices may reach; default: every LAN.
+    #[serde(default)]
+    pub lans: Option<Vec<String>>,
 }
 
 #[derive(Deserialize, Debug, Clone)]
@@ -215,6 +234,9 @@ pub struct Peer {
     pub allowed_ips: Vec<String>,
     #[serde(default)]
     pub persistent_keepalive: Option<u16>,
+    /// File holding wg-quick's PresharedKey (mode 0600).
+    #[serde(default)]
+    pub preshared_key_file: Option<PathBuf>,
 }
 
 fn yes() -> bool {

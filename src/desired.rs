@@ -60,6 +60,12 @@ pub struct WgPeer {
     pub endpoint_addr: Option<SocketAddr>,
     pub allowed_ips: Vec<Cidr>,
     pub persistent_keepalive: Option<u16>,
+    /// Read only when written, like the private key.
+    pub preshared_key_file: Option<PathBuf>,
+    /// A one-way fingerprint of the preshared key (see
+    /// keys::psk_fingerprint), compared with the device's: no rewrite
+    /// each pass, and nothing secret to print.
+    pub preshared_key_id: Option<String>,
 }
 
 /// An interface Portal keeps up; `wireguard` ones are created and owned.
@@ -121,6 +127,8 @@ pub struct Inputs {
     pub public_keys: BTreeMap<String, String>,
     /// (portal name, peer index) -> resolved endpoint.
     pub endpoints: BTreeMap<(String, usize), SocketAddr>,
+    /// (portal name, peer index) -> fingerprint of its preshared key file.
+    pub preshared_key_ids: BTreeMap<(String, usize), String>,
     /// With `wan.dhcp`: the lease the client holds; None until it has one.
     pub wan_lease: Option<crate::dhcp::client::WanLease>,
 }
@@ -190,6 +198,8 @@ pub fn desired(m: &Model, inputs: &Inputs) -> Desired {
                     endpoint_addr: inputs.endpoints.get(&(p.name.clone(), i)).copied(),
                     allowed_ips: peer.allowed_ips.clone(),
                     persistent_keepalive: peer.persistent_keepalive,
+                    preshared_key_file: peer.preshared_key_file.clone(),
+                    preshared_key_id: inputs.preshared_key_ids.get(&(p.name.clone(), i)).cloned(),
                 })
                 .collect(),
         });
@@ -255,6 +265,19 @@ pub fn desired(m: &Model, inputs: &Inputs) -> Desired {
                 priority: PRIO_TO_LAN,
                 from: None,
                 to: Some(l.address.network()),
+                table: MAIN_TABLE,
+            });
+        }
+    }
+    // Replies from LANs to road-warrior devices stay in main (the tunnel
+    // network's route), whichever portal the LAN itself exits through.
+    for p in m.portals.iter().filter(|p| p.clients.is_some()) {
+        if let Some(net) = crate::model::clients::tunnel_network(p).filter(|_| !via_lans.is_empty())
+        {
+            d.rules.push(Rule {
+                priority: PRIO_TO_LAN,
+                from: None,
+                to: Some(net),
                 table: MAIN_TABLE,
             });
         }

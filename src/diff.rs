@@ -71,6 +71,8 @@ pub struct ObservedPeer {
     pub handshake_recent: bool,
     /// The endpoint this agent last wrote to the peer (None: none yet).
     pub endpoint_written: Option<SocketAddr>,
+    /// keys::psk_fingerprint of the device's preshared key, if it has one.
+    pub preshared_key_id: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -293,7 +295,10 @@ fn peer_matches(p: &WgPeer, o: &ObservedPeer) -> bool {
             o.endpoint.is_some() && o.endpoint_written == Some(want) && o.handshake_recent
         }
     };
-    want == have && endpoint_ok && p.persistent_keepalive == o.persistent_keepalive
+    want == have
+        && endpoint_ok
+        && p.persistent_keepalive == o.persistent_keepalive
+        && p.preshared_key_id == o.preshared_key_id
 }
 
 fn link_update(l: &Link, o: Option<&ObservedLink>) -> Option<Change> {
@@ -358,6 +363,10 @@ impl fmt::Display for Change {
                     let ips: Vec<String> = p.allowed_ips.iter().map(|c| c.to_string()).collect();
                     write!(f, " allowed-ips {}", if ips.is_empty() { "\"\"".into() } else { ips.join(",") })?;
                     write!(f, " persistent-keepalive {}", p.persistent_keepalive.map_or("off".into(), |k| k.to_string()))?;
+                    // The file's name, as `wg set` takes it; never the key.
+                    if let Some(k) = &p.preshared_key_file {
+                        write!(f, " preshared-key {}", k.display())?;
+                    }
                 }
                 for k in remove_peers {
                     write!(f, " peer {k} remove")?;

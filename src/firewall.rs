@@ -425,6 +425,9 @@ fn forward(m: &Model) -> Vec<Rule> {
                     .comment(format!("exit {}", p.name)),
             );
         }
+        if let Some(rule) = road_warriors(m, p) {
+            r.push(rule);
+        }
         let lans = set_of(m.lans_via(&p.name).map(|l| l.interface.as_str()));
         if let (Some(subnets), Some(lans)) = (remote_subnets(p), lans) {
             r.push(
@@ -500,6 +503,28 @@ fn nat(m: &Model) -> Vec<Rule> {
         }
     }
     r
+}
+
+/// Road-warrior devices (`clients`), from the portal's tunnel network, to
+/// the LANs they may reach; replies pass as established.
+fn road_warriors(m: &Model, p: &Portal) -> Option<Rule> {
+    let c = p.clients.as_ref()?;
+    let net = crate::model::clients::tunnel_network(p)?;
+    let lans = set_of(
+        m.lans
+            .iter()
+            .filter(|l| c.lans.contains(&l.name))
+            .map(|l| l.interface.as_str()),
+    )?;
+    Some(
+        rule(vec![
+            iifname(&p.interface),
+            ip(IpField::Saddr, Op::Eq, Values::One(IpValue::Net(net))),
+            ifname(Dir::Out, Op::Eq, lans),
+            ACCEPT.into(),
+        ])
+        .comment(format!("road warriors {}", p.name)),
+    )
 }
 
 /// `{ a, b }` of a portal's IPv4 remote subnets, if it has any.

@@ -59,6 +59,14 @@ pub fn load_private_key(path: &Path) -> Result<PrivateKey, String> {
     })
 }
 
+/// A preshared key's fingerprint: the Curve25519 public key of its bytes,
+/// one-way like any public key, so it can be compared and even printed
+/// without revealing the key. None for the all-zero key (WireGuard's "no
+/// preshared key").
+pub fn psk_fingerprint(k: &Key) -> Option<String> {
+    (*k.as_bytes() != [0u8; 32]).then(|| k.get_public().to_base64())
+}
+
 /// Writes a new private key (mode 0600, created exclusively: an existing key
 /// is never overwritten) and returns the public key.
 pub fn generate(path: &Path) -> Result<String, String> {

@@ -10,20 +10,25 @@ pub mod desired;
 pub mod dhcp;
 pub mod diff;
 pub mod firewall;
+pub mod import;
 pub mod init;
 pub mod kernel;
 pub mod keys;
 pub mod load;
 pub mod log;
 pub mod model;
+pub mod peer_cli;
+pub mod peers;
 pub mod privileges;
 pub mod resolve;
+pub mod qr;
 pub mod ruleset;
 pub mod sock;
 pub mod state;
 pub mod status;
 #[cfg(feature = "upgrade")]
 pub mod upgrade;
+pub mod wgquick;
 pub mod wifi;
 pub mod worker;
 

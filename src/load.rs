@@ -15,7 +15,12 @@ use std::path::Path;
 pub fn load(path: &Path) -> Result<(Model, Inputs), Vec<String>> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| vec![format!("cannot read {}: {e}", path.display())])?;
-    let cfg = config::parse(&text).map_err(|e| vec![e])?;
+    load_text(&text)
+}
+
+/// [`load`] of a config's text (a new version checked before it is written).
+pub fn load_text(text: &str) -> Result<(Model, Inputs), Vec<String>> {
+    let cfg = config::parse(text).map_err(|e| vec![e])?;
     let m = model::validate(&cfg)
         .map_err(|errs| errs.iter().map(|e| e.to_string()).collect::<Vec<_>>())?;
     let mut inputs = Inputs::default();
@@ -33,6 +38,22 @@ pub fn load(path: &Path) -> Result<(Model, Inputs), Vec<String>> {
                 inputs.public_keys.insert(p.name.clone(), public);
             }
             Err(e) => errors.push(format!("portals.{}.private_key_file: {e}", p.name)),
+        }
+        for (j, peer) in p.peers.iter().enumerate() {
+            let Some(f) = &peer.preshared_key_file else {
+                continue;
+            };
+            match keys::load_private_key(f) {
+                Ok(k) => {
+                    if let Some(id) = keys::psk_fingerprint(k.key()) {
+                        inputs.preshared_key_ids.insert((p.name.clone(), j), id);
+                    }
+                }
+                Err(e) => errors.push(format!(
+                    "portals.{}.peers[{j}].preshared_key_file: {e}",
+                    p.name
+                )),
+            }
         }
     }
     if !errors.is_empty() {

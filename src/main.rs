@@ -30,6 +30,8 @@ commands:
                     INITCONFIG defaults to /etc/portal/init.json
   poweroff | reboot | halt
                     ask PID 1 to shut down
+  peer add|list|remove, import, export
+                    devices and wg-quick configs: `portal peer --help`
   upgrade BUNDLE    (installed disk form) write BUNDLE (a file, or a disk
                     holding it) to the slot not running, boot it once, and
                     reboot (--no-reboot: not now); it becomes the default
@@ -116,6 +118,11 @@ fn main() -> ExitCode {
             cfg.as_deref().unwrap_or(portal::init::config::DEFAULT_PATH),
         ));
     }
+    // peer add/list/remove, import, export: their own arguments.
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    if let Some(code) = portal::peer_cli::run(&argv, &run_dir_arg(&argv)) {
+        return code;
+    }
     let args = match parse_args() {
         Ok(a) => a,
         Err(e) => {
@@ -175,6 +182,14 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// `--run-dir DIR` among `argv` (taken out by peer_cli's own parser too).
+fn run_dir_arg(argv: &[String]) -> PathBuf {
+    argv.iter()
+        .position(|a| a == "--run-dir")
+        .and_then(|i| argv.get(i + 1))
+        .map_or_else(|| PathBuf::from("/run/portal"), PathBuf::from)
 }
 
 /// `portal firewall CONFIG`: the agent's nftables write, alone.

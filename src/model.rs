@@ -10,9 +10,11 @@ use std::fmt;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 
+pub mod clients;
 pub mod dhcp;
 pub mod status_page;
 pub mod wifi;
+pub use clients::Clients;
 pub use dhcp::DhcpServer;
 pub use status_page::StatusPage;
 pub use wifi::Radio;
@@ -84,6 +86,10 @@ pub struct Portal {
     pub exit: bool,
     pub remote_subnets: Vec<Cidr>,
     pub peers: Vec<Peer>,
+    /// Road-warrior devices accepted (see model/clients.rs).
+    pub clients: Option<Clients>,
+    /// DNS servers for this portal's devices.
+    pub dns: Vec<IpAddr>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -94,6 +100,7 @@ pub struct Peer {
     pub endpoint: Option<Endpoint>,
     pub allowed_ips: Vec<Cidr>,
     pub persistent_keepalive: Option<u16>,
+    pub preshared_key_file: Option<PathBuf>,
 }
 
 /// `host:port`, where host is an IP address or a DNS name resolved at apply time.
@@ -180,6 +187,8 @@ pub fn validate(cfg: &Config) -> Result<Model, Vec<ConfigError>> {
     }
     let wan = validate_wan(&cfg.wan, cfg.hostname.as_ref(), &mut e);
     let portals = validate_portals(cfg, &mut e);
+    let mut portals = portals;
+    clients::validate(cfg, &mut portals, &mut e);
     let lans = validate_lans(cfg, wan.as_ref(), &portals, &mut e);
     check_interfaces(cfg, &mut e);
     check_overlaps(wan.as_ref(), &lans, &portals, &mut e);
@@ -351,6 +360,8 @@ fn validate_portals(cfg: &Config, e: &mut Errors) -> Vec<Portal> {
             exit: p.exit,
             remote_subnets,
             peers,
+            clients: None,
+            dns: Vec::new(),
         });
     }
     for (i, a) in portals.iter().enumerate() {
@@ -422,6 +433,7 @@ fn validate_peers(at: &str, peers: &[config::Peer], e: &mut Errors) -> Vec<Peer>
             endpoint,
             allowed_ips,
             persistent_keepalive: p.persistent_keepalive.filter(|k| *k > 0),
+            preshared_key_file: p.preshared_key_file.clone(),
         });
     }
     out
@@ -613,7 +625,7 @@ fn ipv4(a: &IpAddr) -> Ipv4Addr {
     }
 }
 
-fn parse_endpoint(s: &str) -> Result<Endpoint, String> {
+pub(crate) fn parse_endpoint(s: &str) -> Result<Endpoint, String> {
     let bad = || format!("`{s}` is not HOST:PORT");
     let (host, port) = s.rsplit_once(':').ok_or_else(bad)?;
     let port: u16 = port.parse().map_err(|_| bad())?;

@@ -65,6 +65,7 @@ fn applied(d: &Desired) -> Observed {
                         persistent_keepalive: p.persistent_keepalive,
                         handshake_recent: true,
                         endpoint_written: p.endpoint_addr,
+                        preshared_key_id: p.preshared_key_id.clone(),
                     })
                     .collect(),
             },
@@ -284,4 +285,30 @@ fn an_awaited_interface_is_configured_once_it_exists() {
     // `plan` shows the whole setup, awaited interfaces included.
     let plan = crate::plan_text(&m, &Inputs::default(), None);
     assert!(plan.contains("192.168.71.1/24 dev wlan0-1"), "{plan}");
+}
+
+#[test]
+fn a_preshared_key_is_written_once_by_file_name_and_compared_by_fingerprint() {
+    let (mut d, _) = site();
+    let mut o = applied(&d);
+    let psk = wireguard_control::Key([7; 32]);
+    let id = crate::keys::psk_fingerprint(&psk);
+    d.wireguard[0].peers[0].preshared_key_file = Some("/etc/portal/paris.psk".into());
+    d.wireguard[0].peers[0].preshared_key_id = id.clone();
+    let changes = diff(&d, &o, None);
+    assert_eq!(changes.len(), 1, "{changes:?}");
+    let text = changes[0].to_string();
+    assert!(
+        text.contains("preshared-key /etc/portal/paris.psk"),
+        "{text}"
+    );
+    assert!(!text.contains(&psk.to_base64()), "{text}");
+    // Once the device has it, nothing to do on the next pass.
+    o.wireguard.get_mut("wg-paris").unwrap().peers[0].preshared_key_id = id;
+    assert!(diff(&d, &o, None).is_empty());
+    // WireGuard's all-zero key means none.
+    assert_eq!(
+        crate::keys::psk_fingerprint(&wireguard_control::Key([0; 32])),
+        None
+    );
 }

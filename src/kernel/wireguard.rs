@@ -64,6 +64,11 @@ pub fn observe(name: &str, userspace: bool) -> Result<ObservedWg, String> {
                     .and_then(|t| t.elapsed().ok())
                     .is_some_and(|age| age.as_secs() <= crate::resolve::STALE_SECS),
                 endpoint_written: None,
+                preshared_key_id: p
+                    .config
+                    .preshared_key
+                    .as_ref()
+                    .and_then(keys::psk_fingerprint),
             })
             .collect(),
     })
@@ -172,6 +177,11 @@ pub fn set(
         for a in &p.allowed_ips {
             b = b.add_allowed_ip(a.addr, a.len);
         }
+        // Always written, so that a key removed from the config goes too.
+        b = match &p.preshared_key_file {
+            Some(path) => b.set_preshared_key(keys::load_private_key(path)?.key().clone()),
+            None => b.unset_preshared_key(),
+        };
         if let Some(e) = p.endpoint_addr {
             b = b.set_endpoint(e);
         }

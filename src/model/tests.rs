@@ -896,6 +896,7 @@ fn check_golden(config: &str, public_keys: &[(&str, &str)], golden: &str, golden
             .collect(),
         endpoints: BTreeMap::new(),
         wan_lease: None,
+        ..Inputs::default()
     };
     let plan = crate::plan_text(&m, &inputs, None);
     let path = format!("{}/tests/golden/{golden_file}", env!("CARGO_MANIFEST_DIR"));

@@ -6,6 +6,7 @@
 pub mod collect;
 pub mod html;
 pub mod metrics;
+pub mod peer_page;
 pub mod probe;
 pub mod server;
 

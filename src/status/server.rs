@@ -26,6 +26,9 @@ const FRESH_FOR: Duration = Duration::from_secs(1);
 pub struct Cache {
     collector: Collector,
     slot: Mutex<Option<(Instant, Arc<Status>)>>,
+    /// The run dir, where `portal peer add --page` leaves its offers
+    /// (peer_page), and when they were last swept.
+    peer_pages: Mutex<(Option<std::path::PathBuf>, Option<Instant>)>,
 }
 
 impl Cache {
@@ -71,6 +74,7 @@ impl Pages {
                     state_dir: state_dir.to_path_buf(),
                 },
                 slot: Mutex::new(None),
+                peer_pages: Mutex::new((None, None)),
             }),
             running: WorkerSet::default(),
         }
@@ -115,6 +119,11 @@ impl Pages {
             let label = format!("status page on {}", s.lan);
             Worker::spawn(label, move |stop| serve(&s, &cache, stop))
         });
+    }
+
+    /// Serves `portal peer add --page` offers left in `run_dir`.
+    pub fn offer_peers(&self, run_dir: &Path) {
+        lock(&self.cache.peer_pages).0 = Some(run_dir.to_path_buf());
     }
 
     pub fn tell_all_to_stop(&self) {
@@ -181,7 +190,7 @@ fn take_requests(
     while !stop.load(Ordering::Relaxed) {
         match server.recv_timeout(Duration::from_millis(250)) {
             Ok(Some(req)) => answer(req, s, cache),
-            Ok(None) => {}
+            Ok(None) => sweep_peer_pages(cache),
             Err(e) => return Err(format!("status page on {}: {e}", s.lan)),
         }
     }
@@ -267,19 +276,55 @@ pub fn route(
     }
 }
 
+/// Deletes expired peer offers, at most every 10 s.
+fn sweep_peer_pages(cache: &Cache) {
+    let mut p = lock(&cache.peer_pages);
+    if p.1.is_some_and(|t| t.elapsed() < Duration::from_secs(10)) {
+        return;
+    }
+    p.1 = Some(Instant::now());
+    if let Some(dir) = &p.0 {
+        super::peer_page::sweep(dir, std::time::SystemTime::now());
+    }
+}
+
+/// GET /peer/NAME: an offer of `portal peer add --page`, shown once.
+fn peer_reply(req: &Request, host: Option<&str>, s: &Spec, cache: &Cache) -> Option<Reply> {
+    let name = req.url().split('?').next()?.strip_prefix("/peer/")?;
+    let dir = lock(&cache.peer_pages).0.clone()?;
+    if *req.method() != Method::Get || !host_allowed(host, s.hostname.as_deref()) {
+        return None;
+    }
+    Some(
+        match super::peer_page::take(&dir, name, std::time::SystemTime::now()) {
+            Some(conf) => Reply {
+                code: 200,
+                content_type: "text/html; charset=utf-8",
+                body: super::peer_page::html(name, &conf).into_bytes(),
+            },
+            None => text(
+                404,
+                "no device config offered under this name (an offer is shown once, for 15 minutes)\n",
+            ),
+        },
+    )
+}
+
 fn answer(req: Request, s: &Spec, cache: &Cache) {
     let host = req
         .headers()
         .iter()
         .find(|h| h.field.equiv("Host"))
         .map(|h| h.value.as_str().to_string());
-    let reply = route(
-        req.method(),
-        req.url(),
-        host.as_deref(),
-        s.hostname.as_deref(),
-        || cache.status(),
-    );
+    let reply = peer_reply(&req, host.as_deref(), s, cache).unwrap_or_else(|| {
+        route(
+            req.method(),
+            req.url(),
+            host.as_deref(),
+            s.hostname.as_deref(),
+            || cache.status(),
+        )
+    });
     let headers = [
         ("Content-Type", reply.content_type),
         ("Cache-Control", "no-store"),

@@ -1,0 +1,225 @@
+//! Road-warrior devices: `portal peer add/list/remove`. The edits are pure
+//! functions of the config's JSON (key order kept: serde_json's
+//! preserve_order) and the validated model; the caller validates the new
+//! text in full before writing it, atomically.
+
+use crate::cidr::Cidr;
+use crate::model::{clients::tunnel_network, Model, Portal};
+use crate::wgquick::{self, WgQuick};
+use serde_json::{json, Value};
+use std::net::{IpAddr, Ipv4Addr};
+
+/// Keepalive written into device configs: devices sit behind NAT.
+pub const KEEPALIVE: u16 = 25;
+
+pub struct NewDevice<'a> {
+    pub name: &'a str,
+    pub portal: &'a str,
+    /// Route everything through the router (0.0.0.0/0), not only its LANs.
+    pub all_traffic: bool,
+    /// The device's key pair: the private key goes into its .conf only.
+    pub private_key: &'a str,
+    pub public_key: &'a str,
+}
+
+pub struct Added {
+    /// The config file's new text.
+    pub config: String,
+    /// The device's wg-quick config (holds its private key).
+    pub device: WgQuick,
+    pub address: Cidr,
+    /// Things the user should know (printed on stderr).
+    pub notes: Vec<String>,
+}
+
+/// Adds device `d` to `text` (the config file, whose model is `m`);
+/// `portal_public_key` is the router's side of the tunnel.
+pub fn add(text: &str, m: &Model, portal_public_key: &str, d: &NewDevice) -> Result<Added, String> {
+    let p = m
+        .portal(d.portal)
+        .ok_or_else(|| format!("no portal named `{}`", d.portal))?;
+    let clients = p.clients.as_ref().ok_or_else(|| {
+        format!(
+            "portal `{}` does not accept devices: add portals.{}.clients {{\"endpoint\": \"HOST:{}\"}}",
+            p.name,
+            p.name,
+            p.listen_port.unwrap_or(51820)
+        )
+    })?;
+    if d.name.is_empty() || d.name.len() > 64 || d.name.chars().any(|c| c.is_control()) {
+        return Err(format!(
+            "`{}` is not a device name (1-64 printable characters)",
+            d.name
+        ));
+    }
+    if let Some(other) = m
+        .portals
+        .iter()
+        .find(|o| o.peers.iter().any(|pe| pe.name.as_deref() == Some(d.name)))
+    {
+        return Err(format!(
+            "a peer named `{}` is already in portal `{}`",
+            d.name, other.name
+        ));
+    }
+    let address = next_free(p, m).ok_or_else(|| {
+        format!(
+            "no free address left in portal `{}`'s tunnel network",
+            p.name
+        )
+    })?;
+    let mut v: Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
+    let peers = v
+        .get_mut("portals")
+        .and_then(|ps| ps.get_mut(d.portal))
+        .and_then(Value::as_object_mut)
+        .ok_or_else(|| format!("portals.{} is not an object", d.portal))?
+        .entry("peers")
+        .or_insert_with(|| json!([]));
+    peers
+        .as_array_mut()
+        .ok_or_else(|| format!("portals.{}.peers is not a list", d.portal))?
+        .push(json!({
+            "name": d.name,
+            "public_key": d.public_key,
+            "allowed_ips": [address.to_string()],
+        }));
+    let mut notes = Vec::new();
+    let allowed_ips = if d.all_traffic {
+        if !p.exit {
+            notes.push(format!(
+                "portal `{}` is not an exit (\"exit\": true): the device's internet traffic will be dropped",
+                p.name
+            ));
+        }
+        vec!["0.0.0.0/0".to_string()]
+    } else {
+        let mut nets: Vec<String> = m
+            .lans
+            .iter()
+            .filter(|l| clients.lans.contains(&l.name))
+            .map(|l| l.address.network().to_string())
+            .collect();
+        nets.extend(tunnel_network(p).map(|n| n.to_string()));
+        nets
+    };
+    let dns: Vec<String> = if p.dns.is_empty() {
+        // The LANs' own DNS servers, if the devices may reach a LAN that has some.
+        let mut dns = Vec::new();
+        for l in m.lans.iter().filter(|l| clients.lans.contains(&l.name)) {
+            for s in l.dhcp.iter().flat_map(|d| d.dns.iter()) {
+                if !dns.contains(&s.to_string()) {
+                    dns.push(s.to_string());
+                }
+            }
+        }
+        dns
+    } else {
+        p.dns.iter().map(IpAddr::to_string).collect()
+    };
+    let device = WgQuick {
+        private_key: Some(d.private_key.to_string()),
+        addresses: vec![address.to_string()],
+        mtu: Some(p.mtu),
+        dns,
+        peers: vec![wgquick::Peer {
+            public_key: portal_public_key.to_string(),
+            allowed_ips,
+            endpoint: Some(clients.endpoint.to_string()),
+            persistent_keepalive: Some(KEEPALIVE),
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    Ok(Added {
+        config: to_text(&v)?,
+        device,
+        address,
+        notes,
+    })
+}
+
+/// The lowest address of the portal's tunnel network that no tunnel
+/// address and no peer's allowed IPs (other than a default route) holds.
+pub fn next_free(p: &Portal, m: &Model) -> Option<Cidr> {
+    let net = tunnel_network(p)?;
+    let IpAddr::V4(base) = net.addr else {
+        return None;
+    };
+    let size = 1u64 << (32 - u32::from(net.len));
+    let taken = |ip: IpAddr| {
+        m.portals.iter().any(|o| {
+            o.addresses.iter().any(|a| a.addr == ip)
+                || o.peers.iter().any(|pe| {
+                    pe.allowed_ips
+                        .iter()
+                        .any(|a| !a.is_default() && a.contains(&ip))
+                })
+        })
+    };
+    // Not the network's first address, nor (below /31) its broadcast.
+    (1..size.saturating_sub(1).max(1))
+        .map(|i| IpAddr::V4(Ipv4Addr::from(u32::from(base) + i as u32)))
+        .find(|ip| !taken(*ip))
+        .and_then(|ip| Cidr::new(ip, 32))
+}
+
+/// Removes the peer named `name` (from `portal` if given); returns the new
+/// text and the portal it was in.
+pub fn remove(text: &str, name: &str, portal: Option<&str>) -> Result<(String, String), String> {
+    let mut v: Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
+    let mut found = Vec::new();
+    if let Some(ps) = v.get_mut("portals").and_then(Value::as_object_mut) {
+        for (pname, p) in ps.iter_mut() {
+            if portal.is_some_and(|w| w != pname) {
+                continue;
+            }
+            if let Some(peers) = p.get_mut("peers").and_then(Value::as_array_mut) {
+                let before = peers.len();
+                peers.retain(|pe| pe.get("name").and_then(Value::as_str) != Some(name));
+                if peers.len() != before {
+                    found.push(pname.clone());
+                }
+            }
+        }
+    }
+    match found.len() {
+        0 => Err(format!("no peer named `{name}`")),
+        1 => Ok((to_text(&v)?, found.remove(0))),
+        _ => Err(format!(
+            "peers named `{name}` are in portals {}: give --portal",
+            found.join(", ")
+        )),
+    }
+}
+
+/// One line per peer: portal, name, allowed IPs, endpoint, public key.
+pub fn list(m: &Model) -> String {
+    let mut out = String::new();
+    for p in &m.portals {
+        for pe in &p.peers {
+            let ips: Vec<String> = pe.allowed_ips.iter().map(|c| c.to_string()).collect();
+            out.push_str(&format!(
+                "{}\t{}\t{}\t{}\t{}\n",
+                p.name,
+                pe.name.as_deref().unwrap_or("-"),
+                ips.join(","),
+                pe.endpoint
+                    .as_ref()
+                    .map_or("(device)".to_string(), |e| e.to_string()),
+                pe.public_key
+            ));
+        }
+    }
+    out
+}
+
+/// The config's text as written back: pretty JSON, keys in file order.
+pub fn to_text(v: &Value) -> Result<String, String> {
+    serde_json::to_string_pretty(v)
+        .map(|s| s + "\n")
+        .map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests;
