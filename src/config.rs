@@ -141,6 +141,19 @@ pub struct Lan {
     /// This LAN is an SSID; absent means wired.
     #[serde(default)]
     pub wifi: Option<Wifi>,
+    /// Portal answers DNS on the LAN's router address; absent means not.
+    #[serde(default)]
+    pub dns: Option<LanDns>,
+}
+
+/// The LAN's DNS forwarder (src/dns/).
+#[derive(Deserialize, Debug, Clone, Default)]
+#[serde(deny_unknown_fields)]
+pub struct LanDns {
+    /// Upstream resolvers; default: the portal's `dns` (via a portal), the
+    /// WAN's (direct).
+    #[serde(default)]
+    pub servers: Option<Vec<String>>,
 }
 
 #[derive(Deserialize, Debug, Clone, Default)]
@@ -201,6 +214,9 @@ pub struct Portal {
     pub remote_subnets: Vec<String>,
     #[serde(default)]
     pub peers: Vec<Peer>,
+    /// Resolvers reached through this portal's tunnel (wg-quick's `DNS =`).
+    #[serde(default)]
+    pub dns: Vec<String>,
 }
 
 #[derive(Deserialize, Debug, Clone)]
