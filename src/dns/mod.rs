@@ -4,6 +4,7 @@
 
 pub mod forwarder;
 pub mod service;
+pub mod tcp;
 pub mod wire;
 
 #[cfg(test)]

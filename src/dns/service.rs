@@ -12,7 +12,8 @@ use nix::sys::socket::{self, setsockopt, sockopt, SockType};
 use std::collections::{BTreeMap, VecDeque};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
 use std::os::fd::{AsFd, AsRawFd};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub const PORT: u16 = 53;
@@ -149,6 +150,12 @@ struct Running<'a> {
 
 fn serve(spec: &Spec, stop: &AtomicBool) -> Result<(), String> {
     let lan = bind_lan(&spec.interface, spec.listen)?;
+    let tcp = super::tcp::listen(&spec.interface, spec.listen)?;
+    let (tcp_upstreams, tcp_open) = (
+        Arc::new(spec.upstreams.clone()),
+        Arc::new(AtomicUsize::new(0)),
+    );
+    let tcp_stop = Arc::new(AtomicBool::new(false));
     let upstreams: Vec<SocketAddr> = spec
         .upstreams
         .iter()
@@ -156,7 +163,7 @@ fn serve(spec: &Spec, stop: &AtomicBool) -> Result<(), String> {
         .collect();
     let names: Vec<String> = spec.upstreams.iter().map(|a| a.to_string()).collect();
     log::info(&format!(
-        "dns {}: answering on {}:{PORT} ({}), upstream {}{}",
+        "dns {}: answering on {}:{PORT} ({}, UDP and TCP), upstream {}{}",
         spec.lan,
         spec.listen,
         spec.interface,
@@ -186,8 +193,11 @@ fn serve(spec: &Spec, stop: &AtomicBool) -> Result<(), String> {
             .map(|d| Duration::from_millis(d.saturating_sub(now)))
             .unwrap_or(IDLE)
             .min(IDLE);
-        let (lan_ready, up_ready) = {
-            let mut fds = vec![PollFd::new(r.lan.as_fd(), PollFlags::POLLIN)];
+        let (lan_ready, up_ready, tcp_ready) = {
+            let mut fds = vec![
+                PollFd::new(r.lan.as_fd(), PollFlags::POLLIN),
+                PollFd::new(tcp.as_fd(), PollFlags::POLLIN),
+            ];
             if let Some(up) = &r.up {
                 fds.push(PollFd::new(up.as_fd(), PollFlags::POLLIN));
             }
@@ -198,8 +208,16 @@ fn serve(spec: &Spec, stop: &AtomicBool) -> Result<(), String> {
                 Err(e) => return Err(format!("poll: {e}")),
             }
             let ready = |f: &PollFd| f.revents().is_some_and(|e| !e.is_empty());
-            (ready(&fds[0]), fds.get(1).is_some_and(ready))
+            (
+                ready(&fds[0]),
+                fds.get(2).is_some_and(ready),
+                ready(&fds[1]),
+            )
         };
+        if tcp_ready {
+            let (up, open) = (&tcp_upstreams, &tcp_open);
+            super::tcp::accept(&tcp, up, spec.source, open, &tcp_stop);
+        }
         if lan_ready {
             for _ in 0..BURST {
                 let Ok((n, from)) = r.lan.recv_from(&mut buf) else {
@@ -224,6 +242,7 @@ fn serve(spec: &Spec, stop: &AtomicBool) -> Result<(), String> {
         }
         r.step(Event::Tick);
     }
+    tcp_stop.store(true, Ordering::Relaxed);
     let s = r.fwd.stats;
     log::info(&format!(
         "dns {}: stopped ({} queries: {} answered, {} SERVFAIL, {} FORMERR, {} refused, {} evicted; {} junk replies dropped)",
