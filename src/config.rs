@@ -141,6 +141,19 @@ pub struct Lan {
     /// This LAN is an SSID; absent means wired.
     #[serde(default)]
     pub wifi: Option<Wifi>,
+    /// Portal answers DNS on the LAN's router address; absent means not.
+    #[serde(default)]
+    pub dns: Option<LanDns>,
+}
+
+/// The LAN's DNS forwarder (src/dns/).
+#[derive(Deserialize, Debug, Clone, Default)]
+#[serde(deny_unknown_fields)]
+pub struct LanDns {
+    /// Upstream resolvers; default: the portal's `dns` (via a portal), the
+    /// WAN's (direct).
+    #[serde(default)]
+    pub servers: Option<Vec<String>>,
 }
 
 #[derive(Deserialize, Debug, Clone, Default)]
@@ -204,7 +217,8 @@ pub struct Portal {
     /// Accept road-warrior devices (phones, laptops) on this portal.
     #[serde(default)]
     pub clients: Option<Clients>,
-    /// DNS servers for the devices of this portal (IP addresses).
+    /// Resolvers reached through this portal's tunnel (wg-quick's `DNS =`);
+    /// also the DNS of its road-warrior devices.
     #[serde(default)]
     pub dns: Vec<String>,
 }

@@ -266,6 +266,23 @@ fn input(m: &Model) -> Vec<Rule> {
             .comment("dhcp server"),
         );
     }
+    if let Some(dns) = set_of(
+        m.lans
+            .iter()
+            .filter(|l| l.dns.is_some())
+            .map(|l| l.interface.as_str()),
+    ) {
+        for proto in [L4::Udp, L4::Tcp] {
+            r.push(
+                rule(vec![
+                    iifnames(&dns),
+                    port(proto, PortField::Dport, crate::dns::service::PORT),
+                    ACCEPT.into(),
+                ])
+                .comment("dns"),
+            );
+        }
+    }
     if let Some(page) = &m.status_page {
         let ifaces = m
             .lans

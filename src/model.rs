@@ -12,10 +12,12 @@ use std::path::PathBuf;
 
 pub mod clients;
 pub mod dhcp;
+pub mod dns;
 pub mod status_page;
 pub mod wifi;
 pub use clients::Clients;
 pub use dhcp::DhcpServer;
+pub use dns::LanDns;
 pub use status_page::StatusPage;
 pub use wifi::Radio;
 
@@ -65,6 +67,8 @@ pub struct Lan {
     pub route: LanRoute,
     pub kill_switch: bool,
     pub dhcp: Option<DhcpServer>,
+    /// A DNS forwarder on the router's LAN address.
+    pub dns: Option<LanDns>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -88,8 +92,9 @@ pub struct Portal {
     pub peers: Vec<Peer>,
     /// Road-warrior devices accepted (see model/clients.rs).
     pub clients: Option<Clients>,
-    /// DNS servers for this portal's devices.
-    pub dns: Vec<IpAddr>,
+    /// Resolvers reached through the tunnel (`lans.L.dns`'s default, and
+    /// the DNS of road-warrior devices).
+    pub dns: Vec<Ipv4Addr>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -337,6 +342,7 @@ fn validate_portals(cfg: &Config, e: &mut Errors) -> Vec<Portal> {
             .filter_map(|(j, a)| e.parse(&format!("{at}.remote_subnets[{j}]"), parse_network(a)))
             .collect();
         let peers = validate_peers(&at, &p.peers, e);
+        let dns = dns::portal_servers(&at, &p.dns, e);
         for (j, subnet) in remote_subnets.iter().enumerate() {
             if !peers
                 .iter()
@@ -361,7 +367,7 @@ fn validate_portals(cfg: &Config, e: &mut Errors) -> Vec<Portal> {
             remote_subnets,
             peers,
             clients: None,
-            dns: Vec::new(),
+            dns,
         });
     }
     for (i, a) in portals.iter().enumerate() {
@@ -490,10 +496,21 @@ fn validate_lans(cfg: &Config, wan: Option<&Wan>, portals: &[Portal], e: &mut Er
             LanRoute::Portal(l.via.clone())
         };
         if let Some(address) = address {
-            let dhcp = l
+            let mut dhcp = l
                 .dhcp
                 .as_ref()
                 .and_then(|d| dhcp::validate(&format!("{at}.dhcp"), d, address, wan_dns, e));
+            let dns = l
+                .dns
+                .as_ref()
+                .and_then(|d| dns::validate_lan(&at, d, address, &route, portals, wan, e));
+            // Clients ask the router, unless `dhcp.dns` says otherwise.
+            if let (Some(s), Some(d)) = (dhcp.as_mut(), &dns) {
+                if l.dhcp.as_ref().is_some_and(|c| c.dns.is_none()) {
+                    s.dns = vec![d.listen];
+                    s.dns_from_wan = false;
+                }
+            }
             lans.push(Lan {
                 name: name.clone(),
                 interface: l.interface.clone(),
@@ -501,6 +518,7 @@ fn validate_lans(cfg: &Config, wan: Option<&Wan>, portals: &[Portal], e: &mut Er
                 route,
                 kill_switch: l.kill_switch,
                 dhcp,
+                dns,
             });
         }
     }

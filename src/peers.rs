@@ -115,7 +115,7 @@ pub fn add(text: &str, m: &Model, portal_public_key: &str, d: &NewDevice) -> Res
         }
         dns
     } else {
-        p.dns.iter().map(IpAddr::to_string).collect()
+        p.dns.iter().map(|a| a.to_string()).collect()
     };
     let device = WgQuick {
         private_key: Some(d.private_key.to_string()),

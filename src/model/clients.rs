@@ -1,10 +1,9 @@
-//! Validation of `portals.P.clients` (road-warrior devices) and
-//! `portals.P.dns`: a portal that phones and laptops dial into.
+//! Validation of `portals.P.clients` (road-warrior devices): a portal that
+//! phones and laptops dial into.
 
 use super::{parse_endpoint, Endpoint, Errors, Portal};
 use crate::cidr::Cidr;
 use crate::config::Config;
-use std::net::IpAddr;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Clients {
@@ -14,22 +13,13 @@ pub struct Clients {
     pub lans: Vec<String>,
 }
 
-/// Fills `clients` and `dns` of each portal from the config.
+/// Fills `clients` of each portal from the config.
 pub(super) fn validate(cfg: &Config, portals: &mut [Portal], e: &mut Errors) {
     for p in portals.iter_mut() {
         let Some(c) = cfg.portals.get(&p.name) else {
             continue;
         };
         let at = format!("portals.{}", p.name);
-        for (i, d) in c.dns.iter().enumerate() {
-            if let Some(ip) = e.parse(
-                &format!("{at}.dns[{i}]"),
-                d.parse::<IpAddr>()
-                    .map_err(|_| format!("`{d}` is not an IP address")),
-            ) {
-                p.dns.push(ip);
-            }
-        }
         let Some(cl) = &c.clients else { continue };
         // Devices dial in: nobody can reach a random port.
         if p.listen_port.is_none() {

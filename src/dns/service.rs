@@ -1,0 +1,299 @@
+//! The forwarders as running things: one thread per LAN with `dns`, a UDP
+//! socket on the router's LAN address (port 53, bound to the interface)
+//! and one towards the upstreams, bound to the portal's tunnel address for
+//! a LAN via a portal. Every decision is `Forwarder::step`'s.
+
+use super::forwarder::{Action, Event, Forwarder, Limits};
+use crate::log;
+use crate::model::Model;
+use crate::worker::{Worker, WorkerSet};
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::socket::{self, setsockopt, sockopt, SockType};
+use std::collections::{BTreeMap, VecDeque};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
+use std::os::fd::{AsFd, AsRawFd};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub const PORT: u16 = 53;
+/// How often an idle forwarder looks at its stop flag.
+const IDLE: Duration = Duration::from_millis(250);
+/// Datagrams read from one socket before looking at the other.
+const BURST: usize = 64;
+/// Room for a burst of queries (the default holds about 200 datagrams).
+const RECV_BUFFER: usize = 1 << 20;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Spec {
+    lan: String,
+    interface: String,
+    /// See `sock::ifindex`: a new index means a new socket.
+    ifindex: Option<u32>,
+    listen: Ipv4Addr,
+    upstreams: Vec<Ipv4Addr>,
+    source: Option<Ipv4Addr>,
+}
+
+/// The running forwarders, kept equal to the model by `sync`.
+#[derive(Default)]
+pub struct Servers(WorkerSet<Spec>);
+
+impl Servers {
+    /// `wan_dns`: the WAN lease's DNS servers, for direct LANs that use
+    /// the WAN's (a static WAN's are in the model already).
+    pub fn sync(&mut self, m: &Model, wan_dns: &[Ipv4Addr]) {
+        let wanted: BTreeMap<String, Spec> = m
+            .lans
+            .iter()
+            .filter_map(|l| {
+                let d = l.dns.as_ref()?;
+                let ifindex = crate::sock::ifindex(&l.interface);
+                if ifindex.is_none() && m.made_by_hostapd(&l.interface) {
+                    return None;
+                }
+                let upstreams = if d.servers_from_wan {
+                    wan_dns.to_vec()
+                } else {
+                    d.servers.clone()
+                };
+                let spec = Spec {
+                    lan: l.name.clone(),
+                    interface: l.interface.clone(),
+                    ifindex,
+                    listen: d.listen,
+                    upstreams,
+                    source: d.source,
+                };
+                Some((l.name.clone(), spec))
+            })
+            .collect();
+        self.0.sync(wanted, |spec| {
+            let s = spec.clone();
+            Worker::spawn(format!("dns {}", s.lan), move |stop| serve(&s, stop))
+        });
+    }
+
+    pub fn tell_all_to_stop(&self) {
+        self.0.tell_all_to_stop();
+    }
+
+    pub fn stop_all(&mut self) {
+        self.0.stop_all();
+    }
+}
+
+/// The clients' socket: `listen`:53 on `interface` only. IP_FREEBIND lets
+/// it bind before the agent's pass has put the address on the interface.
+fn bind_lan(interface: &str, listen: Ipv4Addr) -> Result<UdpSocket, String> {
+    let err = |what: &str, e: nix::Error| format!("{interface}: {what}: {e}");
+    let fd = crate::sock::on_device(SockType::Datagram, interface)?;
+    setsockopt(&fd, sockopt::IpFreebind, &true).map_err(|e| err("IP_FREEBIND", e))?;
+    if setsockopt(&fd, sockopt::RcvBufForce, &RECV_BUFFER).is_err() {
+        let _ = setsockopt(&fd, sockopt::RcvBuf, &RECV_BUFFER);
+    }
+    let at = socket::SockaddrIn::from(SocketAddrV4::new(listen, PORT));
+    socket::bind(fd.as_raw_fd(), &at).map_err(|e| err(&format!("bind {listen}:{PORT}"), e))?;
+    let sock = UdpSocket::from(fd);
+    sock.set_nonblocking(true)
+        .map_err(|e| format!("{interface}: {e}"))?;
+    Ok(sock)
+}
+
+/// The upstream socket, from `source` (the tunnel address) when given: the
+/// kernel picks a random port. Fails while the tunnel address is absent.
+fn bind_upstream(source: Option<Ipv4Addr>) -> Result<UdpSocket, String> {
+    let from = source.unwrap_or(Ipv4Addr::UNSPECIFIED);
+    let sock = UdpSocket::bind((from, 0)).map_err(|e| format!("bind {from}: {e}"))?;
+    sock.set_nonblocking(true).map_err(|e| e.to_string())?;
+    Ok(sock)
+}
+
+/// Transaction IDs from the kernel's random source, 128 at a time.
+struct Ids {
+    buf: [u8; 256],
+    at: usize,
+}
+
+impl Ids {
+    fn new() -> Ids {
+        Ids {
+            buf: [0; 256],
+            at: 256,
+        }
+    }
+
+    fn next(&mut self) -> u16 {
+        if self.at >= self.buf.len() {
+            // SAFETY: writes at most buf.len() bytes into buf.
+            let n = unsafe { libc::getrandom(self.buf.as_mut_ptr().cast(), self.buf.len(), 0) };
+            if n != self.buf.len() as isize {
+                // Never seen on Linux ≥ 3.17 for 256 bytes; stay unpredictable-ish.
+                let t = crate::clock::unix_ms() as u16;
+                self.buf.iter_mut().for_each(|b| *b ^= t as u8);
+            }
+            self.at = 0;
+        }
+        self.at += 2;
+        u16::from_be_bytes([self.buf[self.at - 2], self.buf[self.at - 1]])
+    }
+}
+
+struct Running<'a> {
+    spec: &'a Spec,
+    lan: UdpSocket,
+    up: Option<UdpSocket>,
+    fwd: Forwarder,
+    ids: Ids,
+    epoch: Instant,
+}
+
+fn serve(spec: &Spec, stop: &AtomicBool) -> Result<(), String> {
+    let lan = bind_lan(&spec.interface, spec.listen)?;
+    let tcp = super::tcp::listen(&spec.interface, spec.listen)?;
+    let (tcp_upstreams, tcp_open) = (
+        Arc::new(spec.upstreams.clone()),
+        Arc::new(AtomicUsize::new(0)),
+    );
+    let tcp_stop = Arc::new(AtomicBool::new(false));
+    let upstreams: Vec<SocketAddr> = spec
+        .upstreams
+        .iter()
+        .map(|a| SocketAddr::V4(SocketAddrV4::new(*a, PORT)))
+        .collect();
+    let names: Vec<String> = spec.upstreams.iter().map(|a| a.to_string()).collect();
+    log::info(&format!(
+        "dns {}: answering on {}:{PORT} ({}, UDP and TCP), upstream {}{}",
+        spec.lan,
+        spec.listen,
+        spec.interface,
+        if names.is_empty() {
+            "none yet".to_string()
+        } else {
+            names.join(", ")
+        },
+        spec.source
+            .map(|s| format!(" from {s} (through the tunnel only)"))
+            .unwrap_or_default()
+    ));
+    let mut r = Running {
+        spec,
+        lan,
+        up: None,
+        fwd: Forwarder::new(upstreams, Limits::default()),
+        ids: Ids::new(),
+        epoch: Instant::now(),
+    };
+    let mut buf = vec![0u8; 65535];
+    while !stop.load(Ordering::Relaxed) {
+        let now = r.now();
+        let deadline = r.fwd.next_deadline();
+        let wait = deadline
+            .map(|d| Duration::from_millis(d.saturating_sub(now)))
+            .unwrap_or(IDLE)
+            .min(IDLE);
+        let (lan_ready, up_ready, tcp_ready) = {
+            let mut fds = vec![
+                PollFd::new(r.lan.as_fd(), PollFlags::POLLIN),
+                PollFd::new(tcp.as_fd(), PollFlags::POLLIN),
+            ];
+            if let Some(up) = &r.up {
+                fds.push(PollFd::new(up.as_fd(), PollFlags::POLLIN));
+            }
+            let timeout = PollTimeout::try_from(wait).unwrap_or(PollTimeout::ZERO);
+            match poll(&mut fds, timeout) {
+                Ok(_) => {}
+                Err(nix::Error::EINTR) => continue,
+                Err(e) => return Err(format!("poll: {e}")),
+            }
+            let ready = |f: &PollFd| f.revents().is_some_and(|e| !e.is_empty());
+            (
+                ready(&fds[0]),
+                fds.get(2).is_some_and(ready),
+                ready(&fds[1]),
+            )
+        };
+        if tcp_ready {
+            let (up, open) = (&tcp_upstreams, &tcp_open);
+            super::tcp::accept(&tcp, up, spec.source, open, &tcp_stop);
+        }
+        if lan_ready {
+            for _ in 0..BURST {
+                let Ok((n, from)) = r.lan.recv_from(&mut buf) else {
+                    break;
+                };
+                r.step(Event::Query {
+                    from,
+                    bytes: &buf[..n],
+                });
+            }
+        }
+        if up_ready {
+            for _ in 0..BURST {
+                let Some(Ok((n, from))) = r.up.as_ref().map(|u| u.recv_from(&mut buf)) else {
+                    break;
+                };
+                r.step(Event::Reply {
+                    from,
+                    bytes: &buf[..n],
+                });
+            }
+        }
+        // Timeouts only when one is due: a scan of the pending table.
+        if deadline.is_some_and(|d| d <= r.now()) {
+            r.step(Event::Tick);
+        }
+    }
+    tcp_stop.store(true, Ordering::Relaxed);
+    let s = r.fwd.stats;
+    log::info(&format!(
+        "dns {}: stopped ({} queries: {} answered, {} SERVFAIL, {} FORMERR, {} refused, {} evicted; {} junk replies dropped)",
+        spec.lan, s.queries, s.answered, s.servfail, s.formerr, s.refused, s.evicted, s.junk
+    ));
+    Ok(())
+}
+
+impl Running<'_> {
+    fn now(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
+    }
+
+    /// Runs one event through the core and carries out its actions; a
+    /// failed send to an upstream is an event of its own.
+    fn step(&mut self, event: Event) {
+        let now = self.now();
+        let ids = &mut self.ids;
+        let mut todo: VecDeque<Action> = self.fwd.step(event, now, &mut || ids.next()).into();
+        while let Some(a) = todo.pop_front() {
+            match a {
+                Action::Answer { to, bytes } => {
+                    // A client that went away: nothing to do about it.
+                    let _ = self.lan.send_to(&bytes, to);
+                }
+                Action::Forward { to, id, bytes } => {
+                    if let Err(error) = self.send_upstream(to, &bytes) {
+                        let ids = &mut self.ids;
+                        let ev = Event::SendFailed { id, error };
+                        todo.extend(self.fwd.step(ev, now, &mut || ids.next()));
+                    }
+                }
+                Action::Log(line) => log::warn(&format!("dns {}: {line}", self.spec.lan)),
+            }
+        }
+    }
+
+    fn send_upstream(&mut self, to: SocketAddr, bytes: &[u8]) -> Result<(), String> {
+        if self.up.is_none() {
+            self.up = Some(bind_upstream(self.spec.source)?);
+        }
+        let up = self.up.as_ref().ok_or("no socket")?;
+        up.send_to(bytes, to).map(|_| ()).map_err(|e| {
+            // Bound to a tunnel address that went away: a new socket once
+            // it is back (a socket keeps its address, not the device).
+            if self.spec.source.is_some() && e.raw_os_error() != Some(libc::EAGAIN) {
+                self.up = None;
+            }
+            format!("send to {to}: {e}")
+        })
+    }
+}
