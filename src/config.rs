@@ -141,6 +141,26 @@ pub struct Lan {
     /// This LAN is an SSID; absent means wired.
     #[serde(default)]
     pub wifi: Option<Wifi>,
+    /// Only for `via` a portal: destinations that bypass it, or the only
+    /// ones that use it (model/split.rs).
+    #[serde(default)]
+    pub split: Option<Split>,
+}
+
+/// Split routing: exactly one kind, `direct*` (these destinations leave by
+/// the WAN, the rest by the portal) or `portal*` (only these use the portal).
+/// The files hold one CIDR per line; `#` comments and blank lines allowed.
+#[derive(Deserialize, Debug, Clone, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Split {
+    #[serde(default)]
+    pub direct: Option<Vec<String>>,
+    #[serde(default)]
+    pub direct_files: Option<Vec<PathBuf>>,
+    #[serde(default)]
+    pub portal: Option<Vec<String>>,
+    #[serde(default)]
+    pub portal_files: Option<Vec<PathBuf>>,
 }
 
 #[derive(Deserialize, Debug, Clone, Default)]

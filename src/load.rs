@@ -15,7 +15,7 @@ pub fn load(path: &Path) -> Result<(Model, Inputs), Vec<String>> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| vec![format!("cannot read {}: {e}", path.display())])?;
     let cfg = config::parse(&text).map_err(|e| vec![e])?;
-    let m = model::validate(&cfg)
+    let m = model::validate_with(&cfg, &read_split_files(&cfg))
         .map_err(|errs| errs.iter().map(|e| e.to_string()).collect::<Vec<_>>())?;
     let mut inputs = Inputs::default();
     let mut errors = Vec::new();
@@ -39,6 +39,18 @@ pub fn load(path: &Path) -> Result<(Model, Inputs), Vec<String>> {
     }
     resolve_endpoints(&m, &mut inputs);
     Ok((m, inputs))
+}
+
+/// The split list files the config names, read now (the model stays pure).
+fn read_split_files(cfg: &config::Config) -> model::split::Files {
+    model::split::files_named(cfg)
+        .into_iter()
+        .map(|f| {
+            let text = std::fs::read_to_string(&f)
+                .map_err(|e| format!("cannot read {}: {e}", f.display()));
+            (f, text)
+        })
+        .collect()
 }
 
 /// Resolves every peer endpoint now. A name that does not resolve is logged

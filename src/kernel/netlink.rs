@@ -234,6 +234,7 @@ impl Netlink {
         }
         b = match &r.kind {
             RouteKind::Unreachable => b.kind(RouteType::Unreachable),
+            RouteKind::Throw => b.kind(RouteType::Throw),
             RouteKind::Dev(d) => b
                 .output_interface(self.index(d).await?)
                 .scope(RouteScope::Link),
@@ -319,6 +320,7 @@ fn route_from(m: &RouteMessage, dev: &dyn Fn(u32) -> String) -> Option<Route> {
     }
     let kind = match (m.header.kind, gateway, oif) {
         (RouteType::Unreachable, _, _) => RouteKind::Unreachable,
+        (RouteType::Throw, _, _) => RouteKind::Throw,
         (_, Some(gw), Some(i)) => RouteKind::Via(gw, dev(i)),
         (_, None, Some(i)) => RouteKind::Dev(dev(i)),
         _ => return None,
