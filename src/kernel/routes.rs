@@ -6,7 +6,11 @@
 //!
 //! The encoder is pure (unit-tested); `write` is the socket edge.
 
-use super::nftables::wire::{messages, NLMSG_ERROR, NLM_F_ACK, NLM_F_CREATE, NLM_F_REQUEST};
+use super::nftables::wire::{
+    messages, NLMSG_DONE, NLMSG_ERROR, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_DUMP_INTR,
+    NLM_F_REQUEST,
+};
+use crate::cidr::Cidr;
 use crate::desired::{Route, RouteKind, PROTO};
 use crate::diff::batch::{RouteBatch, RouteOp};
 use nix::errno::Errno;
@@ -19,6 +23,8 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 const RTM_NEWROUTE: u16 = 24;
+const RTM_GETROUTE: u16 = 26;
+const NETLINK_GET_STRICT_CHK: libc::c_int = 12;
 const RTM_DELROUTE: u16 = 25;
 const NLM_F_EXCL: u16 = 0x200;
 const RTA_DST: u16 = 1;
@@ -265,6 +271,115 @@ pub fn write(b: &RouteBatch) -> Result<Written, String> {
     Ok(w)
 }
 
+/// Portal's IPv4 routes (protocol PROTO), all tables. The kernel filters by
+/// protocol (strict dump checking), so other routes are not even sent; the
+/// messages are decoded here, without building a generic message per route.
+pub fn dump(dev: &dyn Fn(u32) -> String) -> Result<Vec<Route>, String> {
+    let (fd, _) = open()?;
+    let on: libc::c_int = 1;
+    // SAFETY: as in `open`. Without strict checking the kernel ignores the
+    // protocol filter and sends every route: `decode` filters again.
+    unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            SOL_NETLINK,
+            NETLINK_GET_STRICT_CHK,
+            (&on as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
+    }
+    // A change during the dump marks it interrupted: read it again.
+    'again: for _ in 0..5 {
+        let mut req = Vec::with_capacity(28);
+        req.extend_from_slice(&28u32.to_ne_bytes());
+        req.extend_from_slice(&RTM_GETROUTE.to_ne_bytes());
+        req.extend_from_slice(&(NLM_F_REQUEST | NLM_F_DUMP).to_ne_bytes());
+        req.extend_from_slice(&1u32.to_ne_bytes());
+        req.extend_from_slice(&0u32.to_ne_bytes());
+        req.extend_from_slice(&[libc::AF_INET as u8, 0, 0, 0, 0, PROTO, 0, 0]);
+        req.extend_from_slice(&0u32.to_ne_bytes());
+        socket::sendto(
+            fd.as_raw_fd(),
+            &req,
+            &NetlinkAddr::new(0, 0),
+            MsgFlags::empty(),
+        )
+        .map_err(|e| sys("cannot ask for routes", e))?;
+        let mut out = Vec::new();
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            let n = match socket::recv(fd.as_raw_fd(), &mut buf, MsgFlags::empty()) {
+                Ok(n) => n,
+                Err(Errno::EINTR) => continue,
+                Err(e) => return Err(sys("cannot read routes", e)),
+            };
+            for m in messages(&buf[..n]) {
+                if m.flags & NLM_F_DUMP_INTR != 0 {
+                    continue 'again;
+                }
+                match m.ty {
+                    NLMSG_DONE => return Ok(out),
+                    NLMSG_ERROR => {
+                        return Err(sys("listing routes", Errno::from_raw(ack_errno(m.payload))))
+                    }
+                    RTM_NEWROUTE => out.extend(decode(m.payload, dev)),
+                    _ => {}
+                }
+            }
+        }
+    }
+    Err("route netlink: the routes kept changing while they were read".into())
+}
+
+/// One RTM_NEWROUTE payload -> a Portal route, if it is one of ours and of
+/// a kind Portal writes.
+pub fn decode(p: &[u8], dev: &dyn Fn(u32) -> String) -> Option<Route> {
+    let h = p.get(..12)?;
+    let (family, dst_len, table8, proto, rtype) = (h[0], h[1], h[4], h[5], h[7]);
+    if family != libc::AF_INET as u8 || proto != PROTO {
+        return None;
+    }
+    let mut table = u32::from(table8);
+    let mut dst = [0u8; 4];
+    let (mut gateway, mut oif, mut metric) = (None, None, 0);
+    let mut a = &p[12..];
+    while a.len() >= 4 {
+        let len = u16::from_ne_bytes([a[0], a[1]]) as usize;
+        let ty = u16::from_ne_bytes([a[2], a[3]]);
+        if len < 4 || len > a.len() {
+            break;
+        }
+        let v = &a[4..len];
+        let u32v = || {
+            v.get(..4)
+                .map(|b| u32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
+        };
+        let ip4 = || v.get(..4).map(|b| [b[0], b[1], b[2], b[3]]);
+        match ty {
+            RTA_TABLE => table = u32v()?,
+            RTA_DST => dst = ip4()?,
+            RTA_GATEWAY => gateway = Some(IpAddr::from(ip4()?)),
+            RTA_OIF => oif = u32v(),
+            RTA_PRIORITY => metric = u32v()?,
+            _ => {}
+        }
+        a = &a[((len + 3) & !3).min(a.len())..];
+    }
+    let kind = match (rtype, gateway, oif) {
+        (RTN_UNREACHABLE, _, _) => RouteKind::Unreachable,
+        (RTN_THROW, _, _) => RouteKind::Throw,
+        (RTN_UNICAST, Some(gw), Some(i)) => RouteKind::Via(gw, dev(i)),
+        (RTN_UNICAST, None, Some(i)) => RouteKind::Dev(dev(i)),
+        _ => return None,
+    };
+    Some(Route {
+        table,
+        dst: Cidr::new(IpAddr::from(dst), dst_len)?,
+        kind,
+        metric,
+    })
+}
+
 /// A raw rtnetlink socket with room for a chunk's acknowledgements, and the
 /// chunk size that room allows.
 fn open() -> Result<(OwnedFd, usize), String> {
@@ -358,6 +473,44 @@ mod tests {
             &idx,
         );
         assert_eq!(e, Err("interface gone does not exist".into()));
+    }
+
+    #[test]
+    fn a_dumped_route_decodes_as_it_was_encoded() {
+        let idx = |d: &str| (d == "wg0").then_some(5);
+        let name = |i: u32| format!("if{i}");
+        for (r, want) in [
+            (route(RouteKind::Throw, 0), route(RouteKind::Throw, 0)),
+            (
+                route(RouteKind::Unreachable, 4000),
+                route(RouteKind::Unreachable, 4000),
+            ),
+            (
+                route(RouteKind::Dev("wg0".into()), 0),
+                route(RouteKind::Dev("if5".into()), 0),
+            ),
+            (
+                Route {
+                    table: 254,
+                    dst: Cidr::default_for(false),
+                    ..route(RouteKind::Via([10, 0, 0, 1].into(), "wg0".into()), 0)
+                },
+                Route {
+                    table: 254,
+                    dst: Cidr::default_for(false),
+                    ..route(RouteKind::Via([10, 0, 0, 1].into(), "if5".into()), 0)
+                },
+            ),
+        ] {
+            let mut b = Vec::new();
+            encode(&mut b, RouteOp::Add, &r, 1, &idx).unwrap();
+            assert_eq!(decode(&b[16..], &name), Some(want));
+        }
+        // Not ours: another protocol.
+        let mut b = Vec::new();
+        encode(&mut b, RouteOp::Add, &route(RouteKind::Throw, 0), 1, &idx).unwrap();
+        b[21] = 4;
+        assert_eq!(decode(&b[16..], &name), None);
     }
 
     #[test]
