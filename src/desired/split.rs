@@ -189,7 +189,7 @@ mod tests {
             sizes,
             [(RouteOp::Add, 20), (RouteOp::Add, 20), (RouteOp::Del, 20)]
         );
-        assert!(BATCH_MIN < 20);
+        const { assert!(BATCH_MIN < 20) };
     }
 
     #[test]
