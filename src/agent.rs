@@ -164,6 +164,15 @@ fn mtime(p: &Path) -> Option<SystemTime> {
     std::fs::metadata(p).and_then(|m| m.modified()).ok()
 }
 
+/// Modification times of the config and of the split list files it uses:
+/// a change to any of them reloads the config.
+fn mtimes(config: &Path, m: &Model) -> Vec<Option<SystemTime>> {
+    std::iter::once(config)
+        .chain(m.split_files())
+        .map(mtime)
+        .collect()
+}
+
 /// The first pass that applied everything without an error: written for
 /// PID 1, which confirms a freshly upgraded slot on it (upgrade::trial).
 fn mark_healthy(run_dir: &Path) -> bool {
@@ -201,7 +210,7 @@ pub async fn run(
     let mut hup = signal(SignalKind::hangup()).map_err(|e| e.to_string())?;
     let mut term = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
     let mut int = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
-    let mut config_mtime = mtime(config);
+    let mut config_mtime = mtimes(config, &m);
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let mut last_pass = Instant::now() - opts.interval;
     let mut reason = "start";
@@ -306,7 +315,7 @@ pub async fn run(
             _ = term.recv() => break,
             _ = int.recv() => break,
             _ = tick.tick() => {
-                let now_mtime = mtime(config);
+                let now_mtime = mtimes(config, &m);
                 if now_mtime != config_mtime {
                     config_mtime = now_mtime;
                     reason = "config changed";
@@ -323,6 +332,8 @@ pub async fn run(
                     resolver.set_model(&nm);
                     m = nm;
                     inputs = ni;
+                    // The new config may name other list files.
+                    config_mtime = mtimes(config, &m);
                 }
                 Err(errs) => {
                     for e in errs {

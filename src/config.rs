@@ -144,6 +144,10 @@ pub struct Lan {
     /// Portal answers DNS on the LAN's router address; absent means not.
     #[serde(default)]
     pub dns: Option<LanDns>,
+    /// Only for `via` a portal: destinations that bypass it, or the only
+    /// ones that use it (model/split.rs).
+    #[serde(default)]
+    pub split: Option<Split>,
 }
 
 /// The LAN's DNS forwarder (src/dns/).
@@ -154,6 +158,22 @@ pub struct LanDns {
     /// WAN's (direct).
     #[serde(default)]
     pub servers: Option<Vec<String>>,
+}
+
+/// Split routing: exactly one kind, `direct*` (these destinations leave by
+/// the WAN, the rest by the portal) or `portal*` (only these use the portal).
+/// The files hold one CIDR per line; `#` comments and blank lines allowed.
+#[derive(Deserialize, Debug, Clone, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Split {
+    #[serde(default)]
+    pub direct: Option<Vec<String>>,
+    #[serde(default)]
+    pub direct_files: Option<Vec<PathBuf>>,
+    #[serde(default)]
+    pub portal: Option<Vec<String>>,
+    #[serde(default)]
+    pub portal_files: Option<Vec<PathBuf>>,
 }
 
 #[derive(Deserialize, Debug, Clone, Default)]

@@ -12,6 +12,8 @@ use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
+mod split;
+
 /// Protocol number marking Portal's routes, rules and addresses ("proto 52").
 /// Unassigned in iproute2's rt_protos list.
 pub const PROTO: u8 = 52;
@@ -88,6 +90,8 @@ pub enum RouteKind {
     Dev(String),
     Via(IpAddr, String),
     Unreachable,
+    /// Ends the lookup in this table; rules after it are tried (split LANs).
+    Throw,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -283,11 +287,14 @@ pub fn desired(m: &Model, inputs: &Inputs) -> Desired {
         }
     }
     for (l, p) in &via_lans {
+        if let Some(s) = &l.split {
+            split::routes(s, p, &mut d.routes);
+        }
         d.rules.push(Rule {
             priority: PRIO_FROM_LAN,
             from: Some(l.address.network()),
             to: None,
-            table: p.table,
+            table: l.split.as_ref().map_or(p.table, |s| s.table),
         });
     }
     d.sysctls.push(Sysctl {

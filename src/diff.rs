@@ -10,7 +10,7 @@ use crate::desired::{
     Address, Desired, Link, Route, RouteKind, Rule, Sysctl, WgPeer, LINK_ALIAS_PREFIX, MAIN_TABLE,
     NFT_TABLE, PROTO,
 };
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -106,7 +106,11 @@ pub enum Change {
     RuleAdd(Rule),
     RuleDel(Rule),
     Sysctl(Sysctl),
+    /// Many route additions or deletions, written in netlink batches.
+    Routes(batch::RouteBatch),
 }
+
+pub mod batch;
 
 impl Change {
     /// Changes that make up the kill switch: if one fails, nothing that
@@ -114,6 +118,8 @@ impl Change {
     pub fn is_kill_switch(&self) -> bool {
         matches!(self, Change::NftReplace(_))
             || matches!(self, Change::RouteAdd(r) if r.is_kill_switch())
+            || matches!(self, Change::Routes(b) if b.op == batch::RouteOp::Add
+                && b.routes.iter().any(Route::is_kill_switch))
     }
 }
 
@@ -125,10 +131,13 @@ pub fn diff(d: &Desired, o: &Observed, userspace: Option<bool>) -> Vec<Change> {
     if !o.nft_current {
         out.push(Change::NftReplace(d.nft.clone()));
     }
+    // Sets, not list scans: split lists make 100,000 routes.
+    let have: BTreeSet<&Route> = o.routes.iter().collect();
+    let want: BTreeSet<&Route> = d.routes.iter().collect();
     let (kill, normal): (Vec<&Route>, Vec<&Route>) =
         d.routes.iter().partition(|r| r.is_kill_switch());
     for r in kill {
-        if !o.routes.contains(r) {
+        if !have.contains(r) {
             out.push(Change::RouteAdd(r.clone()));
         }
     }
@@ -170,7 +179,7 @@ pub fn diff(d: &Desired, o: &Observed, userspace: Option<bool>) -> Vec<Change> {
         }
     }
     for r in normal {
-        if !o.routes.contains(r) {
+        if !have.contains(r) {
             out.push(Change::RouteAdd(r.clone()));
         }
     }
@@ -186,7 +195,7 @@ pub fn diff(d: &Desired, o: &Observed, userspace: Option<bool>) -> Vec<Change> {
         }
     }
     for r in &o.routes {
-        if !d.routes.contains(r) {
+        if !want.contains(r) {
             out.push(Change::RouteDel(r.clone()));
         }
     }
@@ -216,7 +225,7 @@ pub fn diff(d: &Desired, o: &Observed, userspace: Option<bool>) -> Vec<Change> {
             out.push(Change::Sysctl(s.clone()));
         }
     }
-    out
+    batch::group(out)
 }
 
 /// Everything Portal owns, removed (`portal down`): rules first so traffic
@@ -396,6 +405,7 @@ impl fmt::Display for Change {
             Change::RuleAdd(r) => write!(f, "ip rule add {} protocol {PROTO}", rule_spec(r)),
             Change::RuleDel(r) => write!(f, "ip rule del {}", rule_spec(r)),
             Change::Sysctl(s) => write!(f, "sysctl -w {}={}", s.key, s.value),
+            Change::Routes(b) => write!(f, "{b}"),
         }
     }
 }
@@ -419,6 +429,7 @@ fn table_name(t: u32) -> String {
 fn route_spec(r: &Route) -> String {
     let mut s = match &r.kind {
         RouteKind::Unreachable => format!("unreachable {}", dst(&r.dst)),
+        RouteKind::Throw => format!("throw {}", dst(&r.dst)),
         RouteKind::Dev(d) => format!("{} dev {d}", dst(&r.dst)),
         RouteKind::Via(gw, d) => format!("{} via {gw} dev {d}", dst(&r.dst)),
     };

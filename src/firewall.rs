@@ -416,6 +416,14 @@ fn forward(m: &Model) -> Vec<Rule> {
                     ])
                     .comment(format!("lan {} via {}", l.name, p.name)),
                 );
+                // Split: the LAN's table sends only its direct destinations
+                // to the WAN (throw routes, or no route) and holds the rest.
+                if l.split.is_some() && l.kill_switch {
+                    r.push(
+                        rule(vec![iifname(&l.interface), oifname(wan), ACCEPT.into()])
+                            .comment(format!("lan {} split: direct destinations", l.name)),
+                    );
+                }
                 if l.kill_switch {
                     r.push(
                         rule(vec![
@@ -513,7 +521,7 @@ fn nat(m: &Model) -> Vec<Rule> {
                     items.push(Stmt::Masquerade.into());
                     r.push(rule(items).comment(format!("lan {} via {}", l.name, p.name)));
                 }
-                if !l.kill_switch {
+                if !l.kill_switch || l.split.is_some() {
                     r.push(out_wan);
                 }
             }

@@ -21,7 +21,7 @@ pub fn load(path: &Path) -> Result<(Model, Inputs), Vec<String>> {
 /// [`load`] of a config's text (a new version checked before it is written).
 pub fn load_text(text: &str) -> Result<(Model, Inputs), Vec<String>> {
     let cfg = config::parse(text).map_err(|e| vec![e])?;
-    let m = model::validate(&cfg)
+    let m = model::validate_with(&cfg, &read_split_files(&cfg))
         .map_err(|errs| errs.iter().map(|e| e.to_string()).collect::<Vec<_>>())?;
     let mut inputs = Inputs::default();
     let mut errors = Vec::new();
@@ -60,6 +60,18 @@ pub fn load_text(text: &str) -> Result<(Model, Inputs), Vec<String>> {
         return Err(errors);
     }
     Ok((m, inputs))
+}
+
+/// The split list files the config names, read now (the model stays pure).
+fn read_split_files(cfg: &config::Config) -> model::split::Files {
+    model::split::files_named(cfg)
+        .into_iter()
+        .map(|f| {
+            let text = std::fs::read_to_string(&f)
+                .map_err(|e| format!("cannot read {}: {e}", f.display()));
+            (f, text)
+        })
+        .collect()
 }
 
 /// Resolves every peer endpoint now, for the one-shot commands (`plan`,

@@ -13,11 +13,13 @@ use std::path::PathBuf;
 pub mod clients;
 pub mod dhcp;
 pub mod dns;
+pub mod split;
 pub mod status_page;
 pub mod wifi;
 pub use clients::Clients;
 pub use dhcp::DhcpServer;
 pub use dns::LanDns;
+pub use split::{Split, SplitKind};
 pub use status_page::StatusPage;
 pub use wifi::Radio;
 
@@ -69,6 +71,8 @@ pub struct Lan {
     pub dhcp: Option<DhcpServer>,
     /// A DNS forwarder on the router's LAN address.
     pub dns: Option<LanDns>,
+    /// Destination lists and the LAN's own table (only `via` a portal).
+    pub split: Option<Split>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -162,6 +166,14 @@ impl Model {
             .iter()
             .filter(move |l| l.route == LanRoute::Portal(portal.to_string()))
     }
+
+    /// The split list files in use, watched by the agent for changes.
+    pub fn split_files(&self) -> impl Iterator<Item = &std::path::Path> {
+        self.lans
+            .iter()
+            .filter_map(|l| l.split.as_ref())
+            .flat_map(|s| s.files.iter().map(|f| f.as_path()))
+    }
 }
 
 /// Collects errors so that one run of `portal check` reports all of them.
@@ -184,6 +196,11 @@ impl Errors {
 
 /// Checks a parsed config and builds the model, or returns every problem found.
 pub fn validate(cfg: &Config) -> Result<Model, Vec<ConfigError>> {
+    validate_with(cfg, &split::Files::new())
+}
+
+/// `validate`, given the text of the split list files (read by load.rs).
+pub fn validate_with(cfg: &Config, files: &split::Files) -> Result<Model, Vec<ConfigError>> {
     let mut e = Errors::default();
     if let Some(h) = &cfg.hostname {
         if let Err(r) = check_hostname(h) {
@@ -194,7 +211,8 @@ pub fn validate(cfg: &Config) -> Result<Model, Vec<ConfigError>> {
     let portals = validate_portals(cfg, &mut e);
     let mut portals = portals;
     clients::validate(cfg, &mut portals, &mut e);
-    let lans = validate_lans(cfg, wan.as_ref(), &portals, &mut e);
+    let mut lans = validate_lans(cfg, wan.as_ref(), &portals, files, &mut e);
+    split::number_tables(lans.iter_mut().filter_map(|l| l.split.as_mut()), &portals);
     check_interfaces(cfg, &mut e);
     check_overlaps(wan.as_ref(), &lans, &portals, &mut e);
     check_allowed_ips_across_portals(&portals, &mut e);
@@ -445,7 +463,13 @@ fn validate_peers(at: &str, peers: &[config::Peer], e: &mut Errors) -> Vec<Peer>
     out
 }
 
-fn validate_lans(cfg: &Config, wan: Option<&Wan>, portals: &[Portal], e: &mut Errors) -> Vec<Lan> {
+fn validate_lans(
+    cfg: &Config,
+    wan: Option<&Wan>,
+    portals: &[Portal],
+    files: &split::Files,
+    e: &mut Errors,
+) -> Vec<Lan> {
     let wan_dns: &[IpAddr] = match wan.map(|w| &w.mode) {
         Some(WanMode::Static { dns, .. }) => dns,
         _ => &[],
@@ -511,6 +535,11 @@ fn validate_lans(cfg: &Config, wan: Option<&Wan>, portals: &[Portal], e: &mut Er
                     s.dns_from_wan = false;
                 }
             }
+            let via_portal = matches!(route, LanRoute::Portal(_));
+            let split = l
+                .split
+                .as_ref()
+                .and_then(|s| split::validate(&format!("{at}.split"), s, via_portal, files, e));
             lans.push(Lan {
                 name: name.clone(),
                 interface: l.interface.clone(),
@@ -519,6 +548,7 @@ fn validate_lans(cfg: &Config, wan: Option<&Wan>, portals: &[Portal], e: &mut Er
                 kill_switch: l.kill_switch,
                 dhcp,
                 dns,
+                split,
             });
         }
     }

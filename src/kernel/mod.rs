@@ -5,6 +5,7 @@
 
 pub mod netlink;
 pub mod nftables;
+pub mod routes;
 pub mod sysctl;
 pub mod wireguard;
 
@@ -214,6 +215,11 @@ impl Kernel {
                     state::remember_sysctl(&self.state_dir, &s.key, &prior)?;
                 }
                 sysctl::write(&s.key, &s.value)
+            }
+            Change::Routes(b) => {
+                let w = routes::write(b)?;
+                log::info(&w.summary(b));
+                w.outcome(b.routes.len())
             }
             other => self.net.apply(other).await,
         }

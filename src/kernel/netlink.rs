@@ -7,9 +7,7 @@ use crate::diff::{Change, LinkKind, Observed, ObservedAddress, ObservedLink};
 use futures::TryStreamExt;
 use netlink_packet_route::address::{AddressAttribute, AddressMessage, AddressProtocol};
 use netlink_packet_route::link::{InfoKind, LinkAttribute, LinkFlags, LinkInfo, LinkMessage};
-use netlink_packet_route::route::{
-    RouteAddress, RouteAttribute, RouteMessage, RouteProtocol, RouteScope, RouteType,
-};
+use netlink_packet_route::route::{RouteMessage, RouteProtocol, RouteScope, RouteType};
 use netlink_packet_route::rule::{RuleAction, RuleAttribute, RuleMessage};
 use netlink_packet_route::AddressFamily;
 use rtnetlink::{Handle, IpVersion, LinkUnspec, LinkWireguard, RouteMessageBuilder};
@@ -71,22 +69,9 @@ impl Netlink {
             }
         }
 
-        let mut query = RouteMessage::default();
-        query.header.address_family = AddressFamily::Inet;
-        query.header.protocol = RouteProtocol::Other(PROTO);
-        let routes: Vec<RouteMessage> = self
-            .handle
-            .route()
-            .get(query)
-            .execute()
-            .try_collect()
-            .await
-            .map_err(|e| err("listing routes", e))?;
-        o.routes = routes
-            .iter()
-            .filter(|r| r.header.protocol == RouteProtocol::Other(PROTO))
-            .filter_map(|r| route_from(r, &dev))
-            .collect();
+        // Split lists make 100,000 routes: a dump filtered by the kernel
+        // and decoded directly (kernel/routes.rs).
+        o.routes = super::routes::dump(&dev)?;
 
         let rules: Vec<RuleMessage> = self
             .handle
@@ -234,6 +219,7 @@ impl Netlink {
         }
         b = match &r.kind {
             RouteKind::Unreachable => b.kind(RouteType::Unreachable),
+            RouteKind::Throw => b.kind(RouteType::Throw),
             RouteKind::Dev(d) => b
                 .output_interface(self.index(d).await?)
                 .scope(RouteScope::Link),
@@ -297,38 +283,6 @@ fn address_from(m: &AddressMessage) -> Option<(Cidr, bool)> {
         }
     }
     Some((Cidr::new(addr?, m.header.prefix_len)?, ours))
-}
-
-fn route_from(m: &RouteMessage, dev: &dyn Fn(u32) -> String) -> Option<Route> {
-    let mut table = u32::from(m.header.table);
-    let mut dst = Cidr::default_for(false);
-    let mut gateway = None;
-    let mut oif = None;
-    let mut metric = 0;
-    for a in &m.attributes {
-        match a {
-            RouteAttribute::Table(t) => table = *t,
-            RouteAttribute::Destination(RouteAddress::Inet(ip)) => {
-                dst = Cidr::new(IpAddr::V4(*ip), m.header.destination_prefix_length)?
-            }
-            RouteAttribute::Gateway(RouteAddress::Inet(ip)) => gateway = Some(IpAddr::V4(*ip)),
-            RouteAttribute::Oif(i) => oif = Some(*i),
-            RouteAttribute::Priority(p) => metric = *p,
-            _ => {}
-        }
-    }
-    let kind = match (m.header.kind, gateway, oif) {
-        (RouteType::Unreachable, _, _) => RouteKind::Unreachable,
-        (_, Some(gw), Some(i)) => RouteKind::Via(gw, dev(i)),
-        (_, None, Some(i)) => RouteKind::Dev(dev(i)),
-        _ => return None,
-    };
-    Some(Route {
-        table,
-        dst,
-        kind,
-        metric,
-    })
 }
 
 fn rule_from(m: &RuleMessage) -> Option<Rule> {

@@ -51,10 +51,17 @@ pub fn kill_switch_armed(m: &Model, o: &Observed) -> BTreeMap<String, bool> {
             LanRoute::Direct => None,
         })
         .map(|(l, p)| {
+            // A split LAN's kill switch is in its own table; a `portal`
+            // list has one per prefix instead of a default.
+            let table = l.split.as_ref().map_or(p.table, |s| s.table);
+            let per_prefix = l
+                .split
+                .as_ref()
+                .is_some_and(|s| s.kind == crate::model::SplitKind::Portal);
             let route = o
                 .routes
                 .iter()
-                .any(|r| r.is_kill_switch() && r.table == p.table && r.dst.len == 0);
+                .any(|r| r.is_kill_switch() && r.table == table && (per_prefix || r.dst.len == 0));
             (l.name.clone(), route && o.nft_present && o.nft_current)
         })
         .collect()
