@@ -21,6 +21,7 @@ pub mod ruleset;
 pub mod sock;
 pub mod state;
 pub mod status;
+pub mod trace;
 #[cfg(feature = "upgrade")]
 pub mod upgrade;
 pub mod wifi;
