@@ -9,6 +9,7 @@ pub mod counters;
 pub mod desired;
 pub mod dhcp;
 pub mod diff;
+pub mod doctor;
 pub mod firewall;
 pub mod init;
 pub mod kernel;

@@ -103,13 +103,20 @@ fn main() -> ExitCode {
             cfg.as_deref().unwrap_or(portal::init::config::DEFAULT_PATH),
         ));
     }
+    // doctor and trace parse their own options (src/doctor/cli.rs).
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    match argv.first().map(String::as_str) {
+        Some("doctor") => return portal::doctor::cli::doctor(&argv[1..]),
+        Some("trace") => return portal::doctor::cli::trace(&argv[1..]),
+        _ => {}
+    }
     let args = match parse_args() {
         Ok(a) => a,
         Err(e) => {
             if !e.is_empty() {
                 eprintln!("portal: {e}");
             }
-            eprint!("{USAGE}");
+            eprint!("{USAGE}{}", portal::doctor::cli::USAGE);
             return ExitCode::from(2);
         }
     };

@@ -8,7 +8,7 @@ use crate::cidr::Cidr;
 use futures::TryStreamExt;
 use netlink_packet_route::link::{InfoKind, LinkAttribute, LinkFlags, LinkInfo};
 use netlink_packet_route::route::{
-    RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteMetric, RouteType as RtType,
+    RouteAddress, RouteAttribute, RouteFlags, RouteHeader, RouteMessage, RouteMetric, RouteType as RtType,
 };
 use netlink_packet_route::rule::{RuleAction, RuleAttribute, RuleFlags, RuleMessage};
 use netlink_packet_route::AddressFamily;
@@ -103,19 +103,22 @@ impl Rtnl {
         src: Ipv4Addr,
         dst: Ipv4Addr,
         iif: Option<&str>,
-    ) -> Result<Route, String> {
+    ) -> Result<Route, Refusal> {
         let mut m = RouteMessage::default();
         m.header.address_family = AddressFamily::Inet;
         m.header.destination_prefix_length = 32;
         m.header.source_prefix_length = 32;
+        // Without it the answer names table main whatever table matched.
+        m.header.flags = RouteFlags::LookupTable;
         m.attributes
             .push(RouteAttribute::Destination(RouteAddress::Inet(dst)));
         m.attributes
             .push(RouteAttribute::Source(RouteAddress::Inet(src)));
         if let Some(name) = iif {
-            let l = snap
-                .link(name)
-                .ok_or_else(|| format!("interface {name} does not exist"))?;
+            let l = snap.link(name).ok_or_else(|| Refusal {
+                errno: None,
+                text: format!("interface {name} does not exist"),
+            })?;
             m.attributes.push(RouteAttribute::Iif(l.index));
         }
         let mut answers = self.handle.route().get(m).execute();
@@ -126,28 +129,42 @@ impl Rtnl {
             .collect();
         let dev = |i: u32| names.get(&i).cloned().unwrap_or_else(|| format!("if{i}"));
         match answers.try_next().await {
-            Ok(Some(r)) => route_from(&r, &dev).ok_or_else(|| "an answer without a route".into()),
-            Ok(None) => Err("no answer".into()),
+            Ok(Some(r)) => route_from(&r, &dev).ok_or_else(|| Refusal {
+                errno: None,
+                text: "an answer without a route".into(),
+            }),
+            Ok(None) => Err(Refusal {
+                errno: None,
+                text: "no answer".into(),
+            }),
             Err(e) => Err(kernel_error(e)),
         }
     }
 }
 
+/// The kernel refused the lookup: its errno, and what it means.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub errno: Option<i32>,
+    pub text: String,
+}
+
 /// The kernel's refusal as `ip route get` words it.
-fn kernel_error(e: rtnetlink::Error) -> String {
+fn kernel_error(e: rtnetlink::Error) -> Refusal {
     let s = e.to_string();
-    let code = match &e {
+    let errno = match &e {
         rtnetlink::Error::NetlinkError(m) => m.code.map(|c| -c.get()),
         _ => None,
     };
-    match code {
+    let text = match errno {
         Some(libc::ENETUNREACH) => "Network is unreachable".into(),
         Some(libc::EHOSTUNREACH) => "No route to host".into(),
         Some(libc::EACCES) => "Permission denied (prohibit)".into(),
         Some(libc::EINVAL) => "Invalid argument (blackhole, or forwarding off on the iif)".into(),
         Some(libc::EXDEV) => "Invalid cross-device link (reverse-path filter refused the source)".into(),
         _ => s,
-    }
+    };
+    Refusal { errno, text }
 }
 
 fn link_from(m: &netlink_packet_route::link::LinkMessage) -> Link {
