@@ -141,7 +141,10 @@ fn expected_sources(m: &Model, f: &Facts) -> Vec<(String, Cidr)> {
         for r in &f.kernel.routes {
             let routed = matches!(
                 r.kind,
-                RouteType::Unicast | RouteType::Unreachable | RouteType::Blackhole | RouteType::Prohibit
+                RouteType::Unicast
+                    | RouteType::Unreachable
+                    | RouteType::Blackhole
+                    | RouteType::Prohibit
             );
             if routed && c.covers(&r.dst) && r.dst.len > c.len {
                 more.push((dev.clone(), r.dst));
@@ -186,7 +189,8 @@ pub fn rp_filter(m: &Model, f: &Facts) -> Vec<Finding> {
             },
         );
         let back_dev = back.dev().map(str::to_string);
-        let local = matches!(&back.outcome, trace::Outcome::Route(r) if r.kind != RouteType::Unicast);
+        let local =
+            matches!(&back.outcome, trace::Outcome::Route(r) if r.kind != RouteType::Unicast);
         if local || back_dev.as_deref() == Some(iface.as_str()) {
             continue;
         }
@@ -288,7 +292,8 @@ pub fn mtu(m: &Model, f: &Facts) -> Vec<Finding> {
                     "ip link: {} mtu {}; portals.{}.mtu = {}",
                     p.interface, l.mtu, p.name, p.mtu
                 ));
-                x.fix.push(format!("ip link set dev {} mtu {}", p.interface, p.mtu));
+                x.fix
+                    .push(format!("ip link set dev {} mtu {}", p.interface, p.mtu));
                 x.fix.push("(or `portal apply CONFIG`)".into());
                 out.push(x);
             }
@@ -534,8 +539,16 @@ pub fn overlaps(m: &Model, f: &Facts) -> Vec<Finding> {
     let mut claims: Vec<(String, String, Cidr)> = Vec::new();
     for d in &f.wireguard {
         for peer in &d.peers {
-            for a in peer.allowed_ips.iter().filter(|a| !a.is_default() && !a.is_v6()) {
-                claims.push((d.name.clone(), format!("peer {}", short(&peer.public_key)), *a));
+            for a in peer
+                .allowed_ips
+                .iter()
+                .filter(|a| !a.is_default() && !a.is_v6())
+            {
+                claims.push((
+                    d.name.clone(),
+                    format!("peer {}", short(&peer.public_key)),
+                    *a,
+                ));
             }
         }
     }
@@ -565,7 +578,11 @@ pub fn overlaps(m: &Model, f: &Facts) -> Vec<Finding> {
             x.evidence.push(format!("{db} {wb}: {b}"));
             // Suggest changing the device that is not Portal's, if one is not.
             let portal_dev = |d: &str| m.portals.iter().any(|p| p.interface == d);
-            let (od, op) = if portal_dev(db) && !portal_dev(da) { (da, a) } else { (db, b) };
+            let (od, op) = if portal_dev(db) && !portal_dev(da) {
+                (da, a)
+            } else {
+                (db, b)
+            };
             x.fix.push(format!(
                 "keep the prefix on one device: e.g. `wg set {od} peer KEY allowed-ips ...` \
                  without {op}, or remove it from the config of the device that should not have it"
@@ -662,7 +679,10 @@ pub fn kill_switch(m: &Model, f: &Facts) -> Vec<Finding> {
             ),
         );
         x.evidence.push(match route {
-            Some(r) => format!("table {}: unreachable default metric {} (present)", p.table, r.metric),
+            Some(r) => format!(
+                "table {}: unreachable default metric {} (present)",
+                p.table, r.metric
+            ),
             None => format!("table {}: no unreachable default route", p.table),
         });
         x.evidence.push(match (&f.nft, has_rule(comment)) {

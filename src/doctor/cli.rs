@@ -5,7 +5,7 @@ use super::{checks, gather, Finding, Severity};
 use crate::model::Model;
 use crate::trace::{self, forward, kernel::Rtnl, Outcome, Packet, RouteType};
 use std::net::{IpAddr, Ipv4Addr};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -35,7 +35,7 @@ fn runtime() -> Result<tokio::runtime::Runtime, String> {
         .map_err(|e| format!("cannot start runtime: {e}"))
 }
 
-fn load(path: &PathBuf) -> Result<Model, ExitCode> {
+fn load(path: &Path) -> Result<Model, ExitCode> {
     crate::load::load(path).map(|(m, _)| m).map_err(|errs| {
         eprintln!("portal: {} is not valid:", path.display());
         for e in &errs {
@@ -266,12 +266,18 @@ pub fn agree(
             if e.errno == Some(expected) {
                 Ok(())
             } else {
-                Err(format!("simulated a {} route, the kernel: {}", s.kind, e.text))
+                Err(format!(
+                    "simulated a {} route, the kernel: {}",
+                    s.kind, e.text
+                ))
             }
         }
         (Outcome::RuleRefused(_), Err(_)) => Ok(()),
         (Outcome::NoRoute, Err(e)) if e.errno == Some(libc::ENETUNREACH) => Ok(()),
-        (s, Ok(k)) => Err(format!("simulated \"{}\", the kernel routes it: {k}", s.to_string().replace('\n', " "))),
+        (s, Ok(k)) => Err(format!(
+            "simulated \"{}\", the kernel routes it: {k}",
+            s.to_string().replace('\n', " ")
+        )),
         (s, Err(e)) => Err(format!(
             "simulated \"{}\", the kernel refuses it: {}",
             s.to_string().replace('\n', " "),

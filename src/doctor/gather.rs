@@ -19,11 +19,9 @@ pub struct Options {
 pub fn netstat(text: &str, group: &str, name: &str) -> Option<u64> {
     let prefix = format!("{group}:");
     let mut lines = text.lines().filter(|l| l.starts_with(&prefix));
-    while let (Some(names), Some(values)) = (lines.next(), lines.next()) {
-        let i = names.split_whitespace().position(|n| n == name)?;
-        return values.split_whitespace().nth(i)?.parse().ok();
-    }
-    None
+    let (names, values) = (lines.next()?, lines.next()?);
+    let i = names.split_whitespace().position(|n| n == name)?;
+    values.split_whitespace().nth(i)?.parse().ok()
 }
 
 fn rpf_now() -> Option<u64> {
@@ -130,9 +128,9 @@ pub fn probe_plan(m: &Model, f: &Facts) -> Vec<Probe> {
             .remote_subnets
             .iter()
             .filter(|s| !s.is_v6())
-            .filter_map(|s| match s.network().addr {
-                IpAddr::V4(a) if s.len < 31 => Some(IpAddr::V4(Ipv4Addr::from(u32::from(a) + 1))),
-                _ => Some(s.addr),
+            .map(|s| match s.network().addr {
+                IpAddr::V4(a) if s.len < 31 => IpAddr::V4(Ipv4Addr::from(u32::from(a) + 1)),
+                _ => s.addr,
             })
             .map(|t| (t, true))
             .collect();

@@ -27,7 +27,8 @@ pub fn udp(src: IpAddr, target: IpAddr, timeout: Duration) -> Result<Option<Stri
             .map_err(|e| format!("{src} -> {target}: not sent: {e}"))?;
         let left = deadline.saturating_duration_since(Instant::now());
         let wait = (timeout / 3).min(left).max(Duration::from_millis(1));
-        sock.set_read_timeout(Some(wait)).map_err(|e| e.to_string())?;
+        sock.set_read_timeout(Some(wait))
+            .map_err(|e| e.to_string())?;
         match sock.recv(&mut buf) {
             Ok(_) => return Ok(Some("a UDP reply".into())),
             Err(e) if e.kind() == ErrorKind::ConnectionRefused => {

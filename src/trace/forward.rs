@@ -49,9 +49,10 @@ pub fn verdict(m: &Model, lan: &Lan, dst: &IpAddr, t: &Trace) -> Verdict {
             if oif == m.wan.interface {
                 return Verdict::Accept(format!("lan {} direct", lan.name));
             }
-            let s2s = m.portals.iter().find(|p| {
-                p.interface == oif && p.remote_subnets.iter().any(|s| s.contains(dst))
-            });
+            let s2s = m
+                .portals
+                .iter()
+                .find(|p| p.interface == oif && p.remote_subnets.iter().any(|s| s.contains(dst)));
             match s2s {
                 Some(p) => Verdict::Accept(format!("lan {} to site-to-site {}", lan.name, p.name)),
                 None => Verdict::Drop,

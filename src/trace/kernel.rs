@@ -8,7 +8,8 @@ use crate::cidr::Cidr;
 use futures::TryStreamExt;
 use netlink_packet_route::link::{InfoKind, LinkAttribute, LinkFlags, LinkInfo};
 use netlink_packet_route::route::{
-    RouteAddress, RouteAttribute, RouteFlags, RouteHeader, RouteMessage, RouteMetric, RouteType as RtType,
+    RouteAddress, RouteAttribute, RouteFlags, RouteHeader, RouteMessage, RouteMetric,
+    RouteType as RtType,
 };
 use netlink_packet_route::rule::{RuleAction, RuleAttribute, RuleFlags, RuleMessage};
 use netlink_packet_route::AddressFamily;
@@ -161,7 +162,9 @@ fn kernel_error(e: rtnetlink::Error) -> Refusal {
         Some(libc::EHOSTUNREACH) => "No route to host".into(),
         Some(libc::EACCES) => "Permission denied (prohibit)".into(),
         Some(libc::EINVAL) => "Invalid argument (blackhole, or forwarding off on the iif)".into(),
-        Some(libc::EXDEV) => "Invalid cross-device link (reverse-path filter refused the source)".into(),
+        Some(libc::EXDEV) => {
+            "Invalid cross-device link (reverse-path filter refused the source)".into()
+        }
         _ => s,
     };
     Refusal { errno, text }
@@ -284,9 +287,7 @@ fn route_from(m: &RouteMessage, dev: &dyn Fn(u32) -> String) -> Option<Route> {
                 r.dst = Cidr::new(IpAddr::V4(*ip), h.destination_prefix_length)?
             }
             RouteAttribute::Gateway(RouteAddress::Inet(ip)) => r.gateway = Some(IpAddr::V4(*ip)),
-            RouteAttribute::PrefSource(RouteAddress::Inet(ip)) => {
-                r.prefsrc = Some(IpAddr::V4(*ip))
-            }
+            RouteAttribute::PrefSource(RouteAddress::Inet(ip)) => r.prefsrc = Some(IpAddr::V4(*ip)),
             RouteAttribute::Oif(i) => r.dev = Some(dev(*i)),
             RouteAttribute::Priority(p) => r.metric = *p,
             RouteAttribute::Metrics(ms) => {

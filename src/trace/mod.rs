@@ -204,8 +204,7 @@ pub fn simulate(rules: &[Rule], routes: &[Route], p: &Packet) -> Trace {
             }
             _ => {}
         }
-        if r
-            .suppress_prefixlen
+        if r.suppress_prefixlen
             .is_some_and(|s| u32::from(route.dst.len) <= s)
         {
             steps.push(Step::Suppressed {

@@ -41,7 +41,12 @@ fn route(table: u32, dst: &str, kind: RouteType, dev: Option<&str>, metric: u32)
 fn portal_rules() -> Vec<Rule> {
     vec![
         rule(0, None, None, Action::Table(LOCAL_TABLE)),
-        rule(10000, None, Some("192.168.10.0/24"), Action::Table(MAIN_TABLE)),
+        rule(
+            10000,
+            None,
+            Some("192.168.10.0/24"),
+            Action::Table(MAIN_TABLE),
+        ),
         rule(10100, Some("192.168.10.0/24"), None, Action::Table(51820)),
         rule(32766, None, None, Action::Table(MAIN_TABLE)),
         rule(32767, None, None, Action::Table(DEFAULT_TABLE)),
@@ -52,10 +57,28 @@ fn portal_routes() -> Vec<Route> {
     let mut gw = route(MAIN_TABLE, "0.0.0.0/0", RouteType::Unicast, Some("wan0"), 0);
     gw.gateway = Some(ip("198.51.100.1"));
     vec![
-        route(LOCAL_TABLE, "192.168.10.1/32", RouteType::Local, Some("lan0"), 0),
+        route(
+            LOCAL_TABLE,
+            "192.168.10.1/32",
+            RouteType::Local,
+            Some("lan0"),
+            0,
+        ),
         gw,
-        route(MAIN_TABLE, "192.168.10.0/24", RouteType::Unicast, Some("lan0"), 0),
-        route(MAIN_TABLE, "198.51.100.0/24", RouteType::Unicast, Some("wan0"), 0),
+        route(
+            MAIN_TABLE,
+            "192.168.10.0/24",
+            RouteType::Unicast,
+            Some("lan0"),
+            0,
+        ),
+        route(
+            MAIN_TABLE,
+            "198.51.100.0/24",
+            RouteType::Unicast,
+            Some("wan0"),
+            0,
+        ),
         route(51820, "0.0.0.0/0", RouteType::Unreachable, None, 4000),
         route(51820, "0.0.0.0/0", RouteType::Unicast, Some("wg0"), 0),
     ]
@@ -101,7 +124,11 @@ fn lowest_metric_wins_among_equal_prefixes_and_kill_switch_answers_without_the_d
 
 #[test]
 fn traffic_to_a_lan_stays_in_main() {
-    let t = simulate(&portal_rules(), &portal_routes(), &from_lan("192.168.10.20"));
+    let t = simulate(
+        &portal_rules(),
+        &portal_routes(),
+        &from_lan("192.168.10.20"),
+    );
     assert_eq!(t.dev(), Some("lan0"));
     let t = simulate(&portal_rules(), &portal_routes(), &from_lan("192.168.10.1"));
     assert!(matches!(&t.outcome, Outcome::Route(r) if r.kind == RouteType::Local));
@@ -162,10 +189,7 @@ fn suppress_prefixlength_skips_the_default_route_as_wg_quick_uses_it() {
     let mut p = from_lan("1.1.1.1");
     p.src = ip("10.0.0.5");
     let t = simulate(&rules, &portal_routes(), &p);
-    assert!(t
-        .steps
-        .iter()
-        .any(|s| matches!(s, Step::Suppressed { .. })));
+    assert!(t.steps.iter().any(|s| matches!(s, Step::Suppressed { .. })));
     // Then rule 32766 (main) takes it anyway.
     assert_eq!(t.dev(), Some("wan0"));
     // A more specific route in main is not suppressed.
@@ -215,7 +239,10 @@ fn rules_and_routes_print_as_ip_does() {
     assert_eq!(r.to_string(), "10100:\tfrom 192.168.10.0/24 lookup 51820");
     let mut gw = route(MAIN_TABLE, "0.0.0.0/0", RouteType::Unicast, Some("wan0"), 0);
     gw.gateway = Some(IpAddr::V4(Ipv4Addr::new(198, 51, 100, 1)));
-    assert_eq!(gw.to_string(), "default via 198.51.100.1 dev wan0 table main");
+    assert_eq!(
+        gw.to_string(),
+        "default via 198.51.100.1 dev wan0 table main"
+    );
     assert_eq!(
         route(51820, "0.0.0.0/0", RouteType::Unreachable, None, 4000).to_string(),
         "unreachable default table 51820 metric 4000"
