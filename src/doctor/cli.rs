@@ -186,6 +186,13 @@ pub fn trace(args: &[String]) -> ExitCode {
         mark: 0,
     };
     let t = trace::simulate(&snap.rules, &snap.routes, &packet);
+    let rp_mode = ["all", lan.interface.as_str()]
+        .iter()
+        .filter_map(|i| crate::kernel::sysctl::read(&format!("net.ipv4.conf.{i}.rp_filter")))
+        .filter_map(|v| v.parse::<u8>().ok())
+        .max()
+        .unwrap_or(0);
+    let rp = trace::rp_filter(&snap.rules, &snap.routes, &packet, rp_mode);
     let tables: std::collections::BTreeSet<u32> = snap.routes.iter().map(|r| r.table).collect();
     println!(
         "packet: {src} -> {dst}, arriving on {} (LAN {})",
@@ -200,6 +207,9 @@ pub fn trace(args: &[String]) -> ExitCode {
     for line in t.to_string().lines() {
         println!("  {line}");
     }
+    if let Some(why) = &rp {
+        println!("  -> DROPPED before forwarding: {why} (rp_filter = {rp_mode})");
+    }
     println!(
         "firewall (table inet portal, forward chain): {}",
         forward::verdict(&m, lan, &IpAddr::V4(dst), &t)
@@ -212,7 +222,13 @@ pub fn trace(args: &[String]) -> ExitCode {
         "kernel (ip route get {dst} from {src} iif {}): {shown}",
         lan.interface
     );
-    match agree(&t.outcome, &kernel) {
+    // The kernel answers a reverse-path-filtered source with EINVAL.
+    let verdict = match (&rp, &kernel) {
+        (Some(_), Err(e)) if e.errno == Some(libc::EINVAL) => Ok(()),
+        (Some(why), _) => Err(format!("simulated a drop ({why}), the kernel: {shown}")),
+        (None, _) => agree(&t.outcome, &kernel),
+    };
+    match verdict {
         Ok(()) => {
             println!("agreement: the simulation and the kernel agree");
             ExitCode::SUCCESS
@@ -259,7 +275,7 @@ pub fn agree(
         }
         (Outcome::Refused(s), Err(e)) => {
             let expected = match s.kind {
-                RouteType::Unreachable => libc::ENETUNREACH,
+                RouteType::Unreachable => libc::EHOSTUNREACH,
                 RouteType::Prohibit => libc::EACCES,
                 _ => libc::EINVAL,
             };

@@ -161,7 +161,11 @@ fn kernel_error(e: rtnetlink::Error) -> Refusal {
         Some(libc::ENETUNREACH) => "Network is unreachable".into(),
         Some(libc::EHOSTUNREACH) => "No route to host".into(),
         Some(libc::EACCES) => "Permission denied (prohibit)".into(),
-        Some(libc::EINVAL) => "Invalid argument (blackhole, or forwarding off on the iif)".into(),
+        Some(libc::EINVAL) => {
+            "Invalid argument (a blackhole route, a martian or reverse-path-filtered source, \
+             or forwarding off on the iif)"
+                .into()
+        }
         Some(libc::EXDEV) => {
             "Invalid cross-device link (reverse-path filter refused the source)".into()
         }

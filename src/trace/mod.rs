@@ -224,6 +224,35 @@ pub fn simulate(rules: &[Rule], routes: &[Route], p: &Packet) -> Trace {
     }
 }
 
+/// The reverse-path filter's verdict on `p` (`mode`: 0 off, 1 strict, 2
+/// loose): the kernel looks up the route back to the source, with the
+/// packet's destination as source; strict wants it to leave by the arrival
+/// interface, loose by any. Some(why) when the packet is dropped.
+pub fn rp_filter(rules: &[Rule], routes: &[Route], p: &Packet, mode: u8) -> Option<String> {
+    let iif = p.iif.as_deref()?;
+    if mode == 0 {
+        return None;
+    }
+    let back = simulate(
+        rules,
+        routes,
+        &Packet {
+            src: p.dst,
+            dst: p.src,
+            iif: None,
+            mark: p.mark,
+        },
+    );
+    match back.dev() {
+        Some(d) if mode == 2 || d == iif => None,
+        Some(d) => Some(format!(
+            "strict rp_filter on {iif}: the route back to {} leaves by {d}",
+            p.src
+        )),
+        None => Some(format!("rp_filter on {iif}: no route back to {}", p.src)),
+    }
+}
+
 pub fn table_name(t: u32) -> String {
     match t {
         LOCAL_TABLE => "local".into(),
@@ -374,7 +403,7 @@ impl fmt::Display for Outcome {
 
 fn refusal(k: RouteType) -> &'static str {
     match k {
-        RouteType::Unreachable => "ICMP net unreachable",
+        RouteType::Unreachable => "ICMP host unreachable",
         RouteType::Prohibit => "ICMP administratively prohibited",
         _ => "nothing: dropped silently",
     }

@@ -119,7 +119,7 @@ fn lowest_metric_wins_among_equal_prefixes_and_kill_switch_answers_without_the_d
     routes.retain(|r| r.dev.as_deref() != Some("wg0"));
     let t = simulate(&portal_rules(), &routes, &from_lan("1.1.1.1"));
     assert!(matches!(&t.outcome, Outcome::Refused(r) if r.kind == RouteType::Unreachable));
-    assert!(t.to_string().contains("ICMP net unreachable"));
+    assert!(t.to_string().contains("ICMP host unreachable"));
 }
 
 #[test]
@@ -247,4 +247,17 @@ fn rules_and_routes_print_as_ip_does() {
         route(51820, "0.0.0.0/0", RouteType::Unreachable, None, 4000).to_string(),
         "unreachable default table 51820 metric 4000"
     );
+}
+
+#[test]
+fn reverse_path_filter_strict_and_loose() {
+    let (rules, routes) = (portal_rules(), portal_routes());
+    let mut p = from_lan("1.1.1.1");
+    assert_eq!(rp_filter(&rules, &routes, &p, 1), None);
+    // A source that is not the LAN's: the way back is the WAN.
+    p.src = ip("10.1.2.3");
+    let why = rp_filter(&rules, &routes, &p, 1).unwrap();
+    assert!(why.contains("leaves by wan0"), "{why}");
+    assert_eq!(rp_filter(&rules, &routes, &p, 2), None);
+    assert_eq!(rp_filter(&rules, &routes, &p, 0), None);
 }
