@@ -10,6 +10,7 @@ pub mod desired;
 pub mod dhcp;
 pub mod diff;
 pub mod dns;
+pub mod doctor;
 pub mod firewall;
 pub mod import;
 pub mod init;
@@ -27,6 +28,7 @@ pub mod ruleset;
 pub mod sock;
 pub mod state;
 pub mod status;
+pub mod trace;
 #[cfg(feature = "upgrade")]
 pub mod upgrade;
 pub mod wgquick;

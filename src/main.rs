@@ -118,8 +118,14 @@ fn main() -> ExitCode {
             cfg.as_deref().unwrap_or(portal::init::config::DEFAULT_PATH),
         ));
     }
-    // peer add/list/remove, import, export: their own arguments.
+    // peer add/list/remove, import, export, doctor and trace: their own
+    // arguments (src/peer_cli.rs, src/doctor/cli.rs).
     let argv: Vec<String> = std::env::args().skip(1).collect();
+    match argv.first().map(String::as_str) {
+        Some("doctor") => return portal::doctor::cli::doctor(&argv[1..]),
+        Some("trace") => return portal::doctor::cli::trace(&argv[1..]),
+        _ => {}
+    }
     if let Some(code) = portal::peer_cli::run(&argv, &run_dir_arg(&argv)) {
         return code;
     }
@@ -129,7 +135,7 @@ fn main() -> ExitCode {
             if !e.is_empty() {
                 eprintln!("portal: {e}");
             }
-            eprint!("{USAGE}");
+            eprint!("{USAGE}{}", portal::doctor::cli::USAGE);
             return ExitCode::from(2);
         }
     };
