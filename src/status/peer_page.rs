@@ -7,7 +7,7 @@ use crate::state;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, SystemTime};
 
 pub const OFFER_SECS: u64 = 15 * 60;
@@ -49,7 +49,8 @@ fn expired(modified: SystemTime, now: SystemTime) -> bool {
 /// Takes the offer for `name` away (it is deleted whatever happens) and
 /// returns it if it has not expired. Two requests at once: one gets it.
 pub fn take(run_dir: &Path, name: &str, now: SystemTime) -> Option<String> {
-    static N: AtomicU64 = AtomicU64::new(0);
+    // 32 bits: the EdgeRouter X (32-bit MIPS) has no 64-bit atomics.
+    static N: AtomicU32 = AtomicU32::new(0);
     if !valid_name(name) {
         return None;
     }
