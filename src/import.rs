@@ -82,22 +82,13 @@ pub fn to_portal(c: &WgQuick, name: &str, key_dir: &Path) -> Result<Imported, St
             e.insert("table".into(), json!(n));
         }
     }
-    let mut dns = Vec::new();
-    for d in &c.dns {
-        let ip: std::net::IpAddr = d.parse().map_err(|_| {
-            format!("DNS = {d}: Portal takes DNS server addresses only (no search domains)")
-        })?;
-        // Queries leave from the tunnel's IPv4 address (src/dns).
-        if ip.is_ipv4() {
-            dns.push(d.clone());
-        } else {
-            summary.push(format!(
-                "DNS = {d}: left out (Portal reaches resolvers over IPv4)"
-            ));
+    if !c.dns.is_empty() {
+        for d in &c.dns {
+            d.parse::<std::net::IpAddr>().map_err(|_| {
+                format!("DNS = {d}: Portal takes DNS server addresses only (no search domains)")
+            })?;
         }
-    }
-    if !dns.is_empty() {
-        e.insert("dns".into(), json!(dns));
+        e.insert("dns".into(), json!(c.dns));
     }
     let mut peers = Vec::new();
     for (i, p) in c.peers.iter().enumerate() {

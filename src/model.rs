@@ -96,9 +96,9 @@ pub struct Portal {
     pub peers: Vec<Peer>,
     /// Road-warrior devices accepted (see model/clients.rs).
     pub clients: Option<Clients>,
-    /// Resolvers reached through the tunnel (`lans.L.dns`'s default, and
-    /// the DNS of road-warrior devices).
-    pub dns: Vec<Ipv4Addr>,
+    /// Resolvers reached through the tunnel (the IPv4 ones are `lans.L.dns`'s
+    /// default), and the DNS of road-warrior devices.
+    pub dns: Vec<IpAddr>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

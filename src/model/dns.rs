@@ -39,9 +39,20 @@ fn parse_list(at: &str, list: &[String], e: &mut Errors) -> Vec<Ipv4Addr> {
         .collect()
 }
 
-/// `portals.P.dns`: resolvers reached through the portal's tunnel.
-pub(super) fn portal_servers(at: &str, list: &[String], e: &mut Errors) -> Vec<Ipv4Addr> {
-    parse_list(&format!("{at}.dns"), list, e)
+/// `portals.P.dns`: resolvers reached through the portal's tunnel. IPv6
+/// ones are kept for road-warrior devices' `DNS =`; the forwarder asks the
+/// IPv4 ones only (it queries from the tunnel's IPv4 address).
+pub(super) fn portal_servers(at: &str, list: &[String], e: &mut Errors) -> Vec<IpAddr> {
+    list.iter()
+        .enumerate()
+        .filter_map(|(i, s)| {
+            e.parse(
+                &format!("{at}.dns[{i}]"),
+                s.parse::<IpAddr>()
+                    .map_err(|_| format!("`{s}` is not an IP address")),
+            )
+        })
+        .collect()
 }
 
 /// `lans.L.dns`, for a LAN at `address` routed by `route`.
@@ -84,11 +95,19 @@ pub(super) fn validate_lan(
                 );
                 return None;
             }
-            out.servers = explicit.unwrap_or_else(|| p.dns.clone());
+            out.servers = explicit.unwrap_or_else(|| {
+                p.dns
+                    .iter()
+                    .filter_map(|a| match a {
+                        IpAddr::V4(v4) => Some(*v4),
+                        IpAddr::V6(_) => None,
+                    })
+                    .collect()
+            });
             if out.servers.is_empty() {
                 e.add(
                     format!("{at}.servers"),
-                    format!("no upstream resolver: give `servers` here or `dns` in portals.{name}"),
+                    format!("no upstream resolver: give `servers` here or an IPv4 `dns` in portals.{name}"),
                 );
                 return None;
             }
@@ -191,6 +210,31 @@ mod tests {
         // Without `dns`, the LAN's DHCP keeps its defaults.
         assert!(m.lans[0].dns.is_none());
         assert!(m.lans[0].dhcp.as_ref().unwrap().dns_from_wan);
+    }
+
+    #[test]
+    fn a_portals_ipv6_resolvers_are_for_devices_only() {
+        let text = config(
+            r#", "dns": {}"#,
+            r#", "dns": ["2620:fe::fe", "10.64.0.1"]"#,
+            STATIC_WAN,
+        );
+        let m = validate(&parse(&text).unwrap()).unwrap();
+        let d = m.lans.iter().find(|l| l.name == "home").unwrap();
+        assert_eq!(
+            d.dns.as_ref().unwrap().servers,
+            vec![Ipv4Addr::new(10, 64, 0, 1)]
+        );
+        assert_eq!(m.portals[0].dns.len(), 2);
+        let e = errors(&config(
+            r#", "dns": {}"#,
+            r#", "dns": ["2620:fe::fe"]"#,
+            STATIC_WAN,
+        ));
+        assert!(
+            e[0].starts_with("lans.home.dns.servers: no upstream resolver: give `servers` here or an IPv4 `dns` in portals.paris"),
+            "{e:?}"
+        );
     }
 
     #[test]
