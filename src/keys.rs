@@ -90,16 +90,16 @@ pub fn generate(path: &Path) -> Result<String, String> {
 mod tests {
     use super::*;
 
-    fn tmp(name: &str) -> std::path::PathBuf {
-        let dir = std::env::temp_dir().join(format!("portal-keys-{}-{name}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).unwrap();
-        dir.join("k.key")
+    /// A key path in a scratch directory that the returned guard removes.
+    fn tmp(name: &str) -> (crate::testdir::TestDir, std::path::PathBuf) {
+        let dir = crate::testdir::TestDir::new(&format!("keys-{name}"));
+        let key = dir.path().join("k.key");
+        (dir, key)
     }
 
     #[test]
     fn generated_key_loads_and_matches_public() {
-        let p = tmp("gen");
+        let (_dir, p) = tmp("gen");
         let public = generate(&p).unwrap();
         assert_eq!(fs::metadata(&p).unwrap().mode() & 0o777, 0o600);
         let k = load_private_key(&p).unwrap();
@@ -111,7 +111,7 @@ mod tests {
 
     #[test]
     fn refuses_readable_key_and_names_it() {
-        let p = tmp("mode");
+        let (_dir, p) = tmp("mode");
         generate(&p).unwrap();
         fs::set_permissions(&p, fs::Permissions::from_mode(0o644)).unwrap();
         let err = load_private_key(&p).unwrap_err();
@@ -121,7 +121,7 @@ mod tests {
 
     #[test]
     fn refuses_a_key_owned_by_someone_else() {
-        let p = tmp("owner");
+        let (_dir, p) = tmp("owner");
         generate(&p).unwrap();
         if nix::unistd::geteuid().is_root() {
             std::os::unix::fs::chown(&p, Some(65534), None).unwrap();
@@ -132,7 +132,7 @@ mod tests {
 
     #[test]
     fn refuses_garbage_without_echoing_it() {
-        let p = tmp("garbage");
+        let (_dir, p) = tmp("garbage");
         fs::OpenOptions::new()
             .write(true)
             .create_new(true)

@@ -28,6 +28,8 @@ pub mod ruleset;
 pub mod sock;
 pub mod state;
 pub mod status;
+#[cfg(test)]
+pub(crate) mod testdir;
 pub mod trace;
 #[cfg(feature = "upgrade")]
 pub mod upgrade;

@@ -101,39 +101,39 @@ pub fn html(name: &str, conf: &str) -> String {
 mod tests {
     use super::*;
 
-    fn dir(t: &str) -> PathBuf {
-        let d = std::env::temp_dir().join(format!("portal-peer-page-{}-{t}", std::process::id()));
-        let _ = fs::remove_dir_all(&d);
-        d
+    fn dir(t: &str) -> crate::testdir::TestDir {
+        crate::testdir::TestDir::new(&format!("peer-page-{t}"))
     }
 
     #[test]
     fn shown_once_then_gone() {
-        let d = dir("once");
-        let f = offer(&d, "phone", "[Interface]\n").unwrap();
+        let guard = dir("once");
+        let d = guard.path();
+        let f = offer(d, "phone", "[Interface]\n").unwrap();
         assert_eq!(
             fs::metadata(&f).unwrap().permissions().mode() & 0o777,
             0o600
         );
         let now = SystemTime::now();
-        assert_eq!(take(&d, "phone", now).as_deref(), Some("[Interface]\n"));
-        assert!(take(&d, "phone", now).is_none());
+        assert_eq!(take(d, "phone", now).as_deref(), Some("[Interface]\n"));
+        assert!(take(d, "phone", now).is_none());
         assert!(!f.exists());
         assert_eq!(fs::read_dir(d.join(DIR)).unwrap().count(), 0);
     }
 
     #[test]
     fn expired_offers_are_not_shown_and_are_swept() {
-        let d = dir("expiry");
-        let f = offer(&d, "a", "x").unwrap();
+        let guard = dir("expiry");
+        let d = guard.path();
+        let f = offer(d, "a", "x").unwrap();
         let later = SystemTime::now() + Duration::from_secs(OFFER_SECS + 5);
-        sweep(&d, SystemTime::now());
+        sweep(d, SystemTime::now());
         assert!(f.exists());
-        sweep(&d, later);
+        sweep(d, later);
         assert!(!f.exists());
-        offer(&d, "b", "y").unwrap();
-        assert!(take(&d, "b", later).is_none());
-        assert!(!file(&d, "b").exists());
+        offer(d, "b", "y").unwrap();
+        assert!(take(d, "b", later).is_none());
+        assert!(!file(d, "b").exists());
     }
 
     #[test]
