@@ -2,8 +2,9 @@
 //! options are their own, so they are parsed here rather than in main.rs.
 
 use super::{checks, gather, Finding, Severity};
+use crate::kernel::netlink::Netlink;
 use crate::model::Model;
-use crate::trace::{self, forward, kernel::Rtnl, Outcome, Packet, RouteType};
+use crate::trace::{self, forward, Outcome, Packet, RouteType};
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -167,7 +168,7 @@ pub fn trace(args: &[String]) -> ExitCode {
         Err(e) => return usage(&e),
     };
     let result = rt.block_on(async {
-        let rtnl = Rtnl::new()?;
+        let rtnl = Netlink::new()?;
         let snap = rtnl.snapshot().await?;
         let kernel = rtnl.route_get(&snap, src, dst, Some(&lan.interface)).await;
         Ok::<_, String>((snap, kernel))

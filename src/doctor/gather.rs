@@ -2,9 +2,9 @@
 //! Read-only but for the route-back probes (a few UDP datagrams).
 
 use super::{probe, Facts, Probe, RpfCounter, WgDevice, WgPeer, HANDSHAKE_STALE_SECS};
+use crate::kernel::netlink::Netlink;
 use crate::kernel::{nftables, sysctl, wireguard};
 use crate::model::{LanRoute, Model};
-use crate::trace::kernel::Rtnl;
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 
@@ -36,7 +36,7 @@ pub async fn facts(m: &Model, opts: &Options) -> Result<Facts, String> {
         now: crate::clock::unix_ms() / 1000,
         ..Facts::default()
     };
-    let rtnl = Rtnl::new()?;
+    let rtnl = Netlink::new()?;
     f.kernel = rtnl.snapshot().await?;
     let mut keys = vec![
         "net.ipv4.ip_forward".to_string(),

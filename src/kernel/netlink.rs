@@ -18,7 +18,7 @@ pub struct Netlink {
     handle: Handle,
 }
 
-fn err(what: &str, e: rtnetlink::Error) -> String {
+pub(crate) fn err(what: &str, e: rtnetlink::Error) -> String {
     format!("{what}: {e}")
 }
 
@@ -28,6 +28,11 @@ impl Netlink {
         let (conn, handle, _) = rtnetlink::new_connection().map_err(|e| format!("netlink: {e}"))?;
         tokio::spawn(conn);
         Ok(Netlink { handle })
+    }
+
+    /// The connection, for reads of other modules (trace/kernel.rs).
+    pub(crate) fn handle(&self) -> &Handle {
+        &self.handle
     }
 
     pub async fn links(&self) -> Result<Vec<LinkMessage>, String> {

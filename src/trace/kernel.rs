@@ -5,6 +5,7 @@
 
 use super::{Action, Route, RouteType, Rule};
 use crate::cidr::Cidr;
+use crate::kernel::netlink::{err, Netlink};
 use futures::TryStreamExt;
 use netlink_packet_route::link::{InfoKind, LinkAttribute, LinkFlags, LinkInfo};
 use netlink_packet_route::route::{
@@ -13,7 +14,7 @@ use netlink_packet_route::route::{
 };
 use netlink_packet_route::rule::{RuleAction, RuleAttribute, RuleFlags, RuleMessage};
 use netlink_packet_route::AddressFamily;
-use rtnetlink::{Handle, IpVersion};
+use rtnetlink::IpVersion;
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
 
@@ -41,38 +42,17 @@ impl Snapshot {
     }
 }
 
-pub struct Rtnl {
-    handle: Handle,
-}
-
-fn err(what: &str, e: rtnetlink::Error) -> String {
-    format!("{what}: {e}")
-}
-
-impl Rtnl {
-    /// Needs a running tokio runtime (the connection task is spawned on it).
-    pub fn new() -> Result<Rtnl, String> {
-        let (conn, handle, _) = rtnetlink::new_connection().map_err(|e| format!("netlink: {e}"))?;
-        tokio::spawn(conn);
-        Ok(Rtnl { handle })
-    }
-
+/// trace's and doctor's reads, on the agent's own rtnetlink connection type
+/// (crate::kernel::netlink): everything, not only Portal's objects.
+impl Netlink {
     pub async fn snapshot(&self) -> Result<Snapshot, String> {
-        let msgs: Vec<_> = self
-            .handle
-            .link()
-            .get()
-            .execute()
-            .try_collect()
-            .await
-            .map_err(|e| err("listing links", e))?;
-        let links: Vec<Link> = msgs.iter().map(link_from).collect();
+        let links: Vec<Link> = self.links().await?.iter().map(link_from).collect();
         let names: BTreeMap<u32, String> =
             links.iter().map(|l| (l.index, l.name.clone())).collect();
         let dev = |i: u32| names.get(&i).cloned().unwrap_or_else(|| format!("if{i}"));
 
         let rules: Vec<RuleMessage> = self
-            .handle
+            .handle()
             .rule()
             .get(IpVersion::V4)
             .execute()
@@ -82,7 +62,7 @@ impl Rtnl {
         let mut query = RouteMessage::default();
         query.header.address_family = AddressFamily::Inet;
         let routes: Vec<RouteMessage> = self
-            .handle
+            .handle()
             .route()
             .get(query)
             .execute()
@@ -122,7 +102,7 @@ impl Rtnl {
             })?;
             m.attributes.push(RouteAttribute::Iif(l.index));
         }
-        let mut answers = self.handle.route().get(m).execute();
+        let mut answers = self.handle().route().get(m).execute();
         let names: BTreeMap<u32, String> = snap
             .links
             .iter()
