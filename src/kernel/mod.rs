@@ -5,6 +5,7 @@
 
 pub mod netlink;
 pub mod nftables;
+pub mod nlsock;
 pub mod routes;
 pub mod sysctl;
 pub mod wireguard;

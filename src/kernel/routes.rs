@@ -7,24 +7,21 @@
 //! The encoder is pure (unit-tested); `write` is the socket edge.
 
 use super::nftables::wire::{
-    messages, NLMSG_DONE, NLMSG_ERROR, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_DUMP_INTR,
-    NLM_F_REQUEST,
+    attrs, messages, Attrs, NLMSG_DONE, NLMSG_ERROR, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP,
+    NLM_F_DUMP_INTR, NLM_F_REQUEST,
 };
+use super::nlsock::{NlSocket, NETLINK_CAP_ACK, NETLINK_GET_STRICT_CHK};
 use crate::cidr::Cidr;
 use crate::desired::{Route, RouteKind, PROTO};
 use crate::diff::batch::{RouteBatch, RouteOp};
 use nix::errno::Errno;
-use nix::sys::socket::{
-    self, AddressFamily, MsgFlags, NetlinkAddr, SockFlag, SockProtocol, SockType,
-};
+use nix::sys::socket::SockProtocol;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
-use std::os::fd::{AsRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 const RTM_NEWROUTE: u16 = 24;
 const RTM_GETROUTE: u16 = 26;
-const NETLINK_GET_STRICT_CHK: libc::c_int = 12;
 const RTM_DELROUTE: u16 = 25;
 const NLM_F_EXCL: u16 = 0x200;
 const RTA_DST: u16 = 1;
@@ -39,14 +36,11 @@ const RT_SCOPE_UNIVERSE: u8 = 0;
 const RT_SCOPE_LINK: u8 = 253;
 /// In a deletion: any scope.
 const RT_SCOPE_NOWHERE: u8 = 255;
-const SOL_NETLINK: libc::c_int = 270;
-const NETLINK_CAP_ACK: libc::c_int = 10;
 /// Messages per send: their acknowledgements (one small skb each) must fit
 /// the receive buffer, or the kernel drops them.
 const CHUNK: usize = 1024;
 const CHUNK_SMALL_RCVBUF: usize = 128;
 const RCVBUF: usize = 8 << 20;
-const RECV_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Refusals a report lists by name; the rest are counted.
 const NAMED_ERRORS: usize = 3;
@@ -152,30 +146,23 @@ pub fn encode(
         rtype,
     ]);
     buf.extend_from_slice(&0u32.to_ne_bytes()); // rtm_flags
-    attr(buf, RTA_TABLE, &r.table.to_ne_bytes());
+    let mut a = Attrs::new(buf);
+    a.bytes(RTA_TABLE, &r.table.to_ne_bytes());
     if r.dst.len > 0 {
-        attr(buf, RTA_DST, &dst.octets());
+        a.bytes(RTA_DST, &dst.octets());
     }
     if r.metric != 0 {
-        attr(buf, RTA_PRIORITY, &r.metric.to_ne_bytes());
+        a.bytes(RTA_PRIORITY, &r.metric.to_ne_bytes());
     }
     if let Some(i) = oif {
-        attr(buf, RTA_OIF, &i.to_ne_bytes());
+        a.bytes(RTA_OIF, &i.to_ne_bytes());
     }
     if let Some(gw) = gateway {
-        attr(buf, RTA_GATEWAY, &gw.octets());
+        a.bytes(RTA_GATEWAY, &gw.octets());
     }
     let len = (buf.len() - start) as u32;
     buf[start..start + 4].copy_from_slice(&len.to_ne_bytes());
     Ok(())
-}
-
-/// A 4-byte-aligned attribute (all of ours are 4 bytes long).
-fn attr(buf: &mut Vec<u8>, ty: u16, value: &[u8]) {
-    buf.extend_from_slice(&((4 + value.len()) as u16).to_ne_bytes());
-    buf.extend_from_slice(&ty.to_ne_bytes());
-    buf.extend_from_slice(value);
-    buf.resize((buf.len() + 3) & !3, 0);
 }
 
 /// The errno of an NLMSG_ERROR payload (0: acknowledged).
@@ -184,10 +171,6 @@ fn ack_errno(payload: &[u8]) -> i32 {
         .get(..4)
         .map(|b| -i32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
         .unwrap_or(libc::EPROTO)
-}
-
-fn sys(what: &str, e: Errno) -> String {
-    format!("route netlink: {what}: {}", e.desc())
 }
 
 /// Writes the batch: CHUNK messages per send, then their acknowledgements.
@@ -203,7 +186,7 @@ pub fn write(b: &RouteBatch) -> Result<Written, String> {
         }
     }
     let lookup = |d: &str| ifindex.get(d).copied().flatten();
-    let (fd, chunk) = open()?;
+    let (nl, chunk) = open()?;
     let mut w = Written::default();
     let mut buf = Vec::with_capacity(chunk * 64);
     let mut rbuf = vec![0u8; 256 * 1024];
@@ -221,32 +204,14 @@ pub fn write(b: &RouteBatch) -> Result<Written, String> {
         if pending == 0 {
             continue;
         }
-        let n = socket::sendto(
-            fd.as_raw_fd(),
-            &buf,
-            &NetlinkAddr::new(0, 0),
-            MsgFlags::empty(),
-        )
-        .map_err(|e| sys("cannot send", e))?;
-        if n != buf.len() {
-            return Err(format!("route netlink: sent {n} of {} bytes", buf.len()));
-        }
+        nl.send(&buf)?;
         w.sends += 1;
         w.messages += pending;
-        w.bytes += n;
+        w.bytes += buf.len();
         while pending > 0 {
-            let n = loop {
-                match socket::recv(fd.as_raw_fd(), &mut rbuf, MsgFlags::empty()) {
-                    Ok(n) => break n,
-                    Err(Errno::EINTR) => continue,
-                    Err(Errno::EAGAIN) => {
-                        return Err(format!(
-                            "route netlink: no answer from the kernel ({pending} acknowledgement(s) missing)"
-                        ))
-                    }
-                    Err(e) => return Err(sys("cannot receive", e)),
-                }
-            };
+            let n = nl
+                .recv(&mut rbuf)
+                .map_err(|e| format!("{e} ({pending} acknowledgement(s) missing)"))?;
             for m in messages(&rbuf[..n]) {
                 if m.ty != NLMSG_ERROR {
                     continue;
@@ -275,19 +240,10 @@ pub fn write(b: &RouteBatch) -> Result<Written, String> {
 /// protocol (strict dump checking), so other routes are not even sent; the
 /// messages are decoded here, without building a generic message per route.
 pub fn dump(dev: &dyn Fn(u32) -> String) -> Result<Vec<Route>, String> {
-    let (fd, _) = open()?;
-    let on: libc::c_int = 1;
-    // SAFETY: as in `open`. Without strict checking the kernel ignores the
-    // protocol filter and sends every route: `decode` filters again.
-    unsafe {
-        libc::setsockopt(
-            fd.as_raw_fd(),
-            SOL_NETLINK,
-            NETLINK_GET_STRICT_CHK,
-            (&on as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        );
-    }
+    let (nl, _) = open()?;
+    // Without strict checking the kernel ignores the protocol filter and
+    // sends every route: `decode` filters again.
+    nl.enable(NETLINK_GET_STRICT_CHK);
     // A change during the dump marks it interrupted: read it again.
     'again: for _ in 0..5 {
         let mut req = Vec::with_capacity(28);
@@ -298,21 +254,11 @@ pub fn dump(dev: &dyn Fn(u32) -> String) -> Result<Vec<Route>, String> {
         req.extend_from_slice(&0u32.to_ne_bytes());
         req.extend_from_slice(&[libc::AF_INET as u8, 0, 0, 0, 0, PROTO, 0, 0]);
         req.extend_from_slice(&0u32.to_ne_bytes());
-        socket::sendto(
-            fd.as_raw_fd(),
-            &req,
-            &NetlinkAddr::new(0, 0),
-            MsgFlags::empty(),
-        )
-        .map_err(|e| sys("cannot ask for routes", e))?;
+        nl.send(&req)?;
         let mut out = Vec::new();
         let mut buf = vec![0u8; 1 << 20];
         loop {
-            let n = match socket::recv(fd.as_raw_fd(), &mut buf, MsgFlags::empty()) {
-                Ok(n) => n,
-                Err(Errno::EINTR) => continue,
-                Err(e) => return Err(sys("cannot read routes", e)),
-            };
+            let n = nl.recv(&mut buf)?;
             for m in messages(&buf[..n]) {
                 if m.flags & NLM_F_DUMP_INTR != 0 {
                     continue 'again;
@@ -320,7 +266,9 @@ pub fn dump(dev: &dyn Fn(u32) -> String) -> Result<Vec<Route>, String> {
                 match m.ty {
                     NLMSG_DONE => return Ok(out),
                     NLMSG_ERROR => {
-                        return Err(sys("listing routes", Errno::from_raw(ack_errno(m.payload))))
+                        return Err(
+                            nl.error("listing routes", Errno::from_raw(ack_errno(m.payload)))
+                        )
                     }
                     RTM_NEWROUTE => out.extend(decode(m.payload, dev)),
                     _ => {}
@@ -342,20 +290,14 @@ pub fn decode(p: &[u8], dev: &dyn Fn(u32) -> String) -> Option<Route> {
     let mut table = u32::from(table8);
     let mut dst = [0u8; 4];
     let (mut gateway, mut oif, mut metric) = (None, None, 0);
-    let mut a = &p[12..];
-    while a.len() >= 4 {
-        let len = u16::from_ne_bytes([a[0], a[1]]) as usize;
-        let ty = u16::from_ne_bytes([a[2], a[3]]);
-        if len < 4 || len > a.len() {
-            break;
-        }
-        let v = &a[4..len];
+    for a in attrs(&p[12..]) {
         let u32v = || {
-            v.get(..4)
+            a.data
+                .get(..4)
                 .map(|b| u32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
         };
-        let ip4 = || v.get(..4).map(|b| [b[0], b[1], b[2], b[3]]);
-        match ty {
+        let ip4 = || a.data.get(..4).map(|b| [b[0], b[1], b[2], b[3]]);
+        match a.ty {
             RTA_TABLE => table = u32v()?,
             RTA_DST => dst = ip4()?,
             RTA_GATEWAY => gateway = Some(IpAddr::from(ip4()?)),
@@ -363,7 +305,6 @@ pub fn decode(p: &[u8], dev: &dyn Fn(u32) -> String) -> Option<Route> {
             RTA_PRIORITY => metric = u32v()?,
             _ => {}
         }
-        a = &a[((len + 3) & !3).min(a.len())..];
     }
     let kind = match (rtype, gateway, oif) {
         (RTN_UNREACHABLE, _, _) => RouteKind::Unreachable,
@@ -382,37 +323,16 @@ pub fn decode(p: &[u8], dev: &dyn Fn(u32) -> String) -> Option<Route> {
 
 /// A raw rtnetlink socket with room for a chunk's acknowledgements, and the
 /// chunk size that room allows.
-fn open() -> Result<(OwnedFd, usize), String> {
-    let fd = socket::socket(
-        AddressFamily::Netlink,
-        SockType::Raw,
-        SockFlag::SOCK_CLOEXEC,
-        SockProtocol::NetlinkRoute,
-    )
-    .map_err(|e| sys("cannot open a socket", e))?;
-    socket::bind(fd.as_raw_fd(), &NetlinkAddr::new(0, 0)).map_err(|e| sys("cannot bind", e))?;
-    let one: libc::c_int = 1;
-    // SAFETY: a valid socket and a c_int option value of the right size.
-    // Failure only makes acknowledgements carry the whole request back.
-    unsafe {
-        libc::setsockopt(
-            fd.as_raw_fd(),
-            SOL_NETLINK,
-            NETLINK_CAP_ACK,
-            (&one as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        );
-    }
-    let chunk = if socket::setsockopt(&fd, socket::sockopt::RcvBufForce, &RCVBUF).is_ok() {
-        let _ = socket::setsockopt(&fd, socket::sockopt::SndBufForce, &(1 << 20));
+fn open() -> Result<(NlSocket, usize), String> {
+    let nl = NlSocket::open("route netlink", SockProtocol::NetlinkRoute, RCVBUF)?;
+    // Without it each acknowledgement carries the whole request back.
+    nl.enable(NETLINK_CAP_ACK);
+    let chunk = if nl.rcvbuf_forced {
         CHUNK
     } else {
         CHUNK_SMALL_RCVBUF
     };
-    let tv = nix::sys::time::TimeVal::new(RECV_TIMEOUT.as_secs() as _, 0);
-    socket::setsockopt(&fd, socket::sockopt::ReceiveTimeout, &tv)
-        .map_err(|e| sys("cannot set a receive timeout", e))?;
-    Ok((fd, chunk))
+    Ok((nl, chunk))
 }
 
 #[cfg(test)]

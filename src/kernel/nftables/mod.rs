@@ -13,13 +13,11 @@ pub mod dump;
 pub mod encode;
 pub mod wire;
 
+use super::nlsock::{NlSocket, NETLINK_CAP_ACK, NETLINK_EXT_ACK};
 use crate::ruleset::Table;
 use encode::Batch;
 use nix::errno::Errno;
-use nix::sys::socket::{
-    self, AddressFamily, MsgFlags, NetlinkAddr, SockFlag, SockProtocol, SockType,
-};
-use std::os::fd::{AsRawFd, OwnedFd};
+use nix::sys::socket::SockProtocol;
 use std::time::Duration;
 use wire::*;
 
@@ -70,16 +68,12 @@ pub fn listing(table: &str) -> Result<Option<String>, String> {
     Err("nftables: the ruleset kept changing while it was read".into())
 }
 
-const SOL_NETLINK: libc::c_int = 270;
-const NETLINK_CAP_ACK: libc::c_int = 10;
-const NETLINK_EXT_ACK: libc::c_int = 11;
 const NLM_F_CAPPED: u16 = 0x100;
 /// Room for the acknowledgements of a large batch.
 const RCVBUF: usize = 4 << 20;
-const RECV_TIMEOUT: Duration = Duration::from_secs(10);
 
 struct Socket {
-    fd: OwnedFd,
+    nl: NlSocket,
 }
 
 fn sys(what: &str, e: Errno) -> String {
@@ -88,64 +82,18 @@ fn sys(what: &str, e: Errno) -> String {
 
 impl Socket {
     fn open() -> Result<Socket, String> {
-        let fd = socket::socket(
-            AddressFamily::Netlink,
-            SockType::Raw,
-            SockFlag::SOCK_CLOEXEC,
-            SockProtocol::NetlinkNetFilter,
-        )
-        .map_err(|e| sys("cannot open a socket", e))?;
-        socket::bind(fd.as_raw_fd(), &NetlinkAddr::new(0, 0)).map_err(|e| sys("cannot bind", e))?;
-        for opt in [NETLINK_EXT_ACK, NETLINK_CAP_ACK] {
-            let one: libc::c_int = 1;
-            // SAFETY: a valid socket and a c_int option value of the right size.
-            // Failure only loses the kernel's error strings: ignored.
-            unsafe {
-                libc::setsockopt(
-                    fd.as_raw_fd(),
-                    SOL_NETLINK,
-                    opt,
-                    (&one as *const libc::c_int).cast(),
-                    std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-                );
-            }
-        }
-        if socket::setsockopt(&fd, socket::sockopt::RcvBufForce, &RCVBUF).is_err() {
-            let _ = socket::setsockopt(&fd, socket::sockopt::RcvBuf, &RCVBUF);
-        }
-        let tv = nix::sys::time::TimeVal::new(RECV_TIMEOUT.as_secs() as _, 0);
-        socket::setsockopt(&fd, socket::sockopt::ReceiveTimeout, &tv)
-            .map_err(|e| sys("cannot set a receive timeout", e))?;
-        Ok(Socket { fd })
+        let nl = NlSocket::open("nftables netlink", SockProtocol::NetlinkNetFilter, RCVBUF)?;
+        nl.enable(NETLINK_EXT_ACK);
+        nl.enable(NETLINK_CAP_ACK);
+        Ok(Socket { nl })
     }
 
     fn send(&self, bytes: &[u8]) -> Result<(), String> {
-        let dest = NetlinkAddr::new(0, 0);
-        if bytes.len() > 200_000 {
-            let _ = socket::setsockopt(&self.fd, socket::sockopt::SndBufForce, &(bytes.len() * 2));
-        }
-        let n = socket::sendto(self.fd.as_raw_fd(), bytes, &dest, MsgFlags::empty())
-            .map_err(|e| sys("cannot send", e))?;
-        if n != bytes.len() {
-            return Err(format!(
-                "nftables netlink: sent {n} of {} bytes",
-                bytes.len()
-            ));
-        }
-        Ok(())
+        self.nl.send(bytes)
     }
 
     fn recv(&self, buf: &mut [u8]) -> Result<usize, String> {
-        loop {
-            match socket::recv(self.fd.as_raw_fd(), buf, MsgFlags::empty()) {
-                Ok(n) => return Ok(n),
-                Err(Errno::EINTR) => continue,
-                Err(Errno::EAGAIN) => {
-                    return Err("nftables netlink: no answer from the kernel".into())
-                }
-                Err(e) => return Err(sys("cannot receive", e)),
-            }
-        }
+        self.nl.recv(buf)
     }
 
     /// Sends a batch and reads one acknowledgement per message; the first
