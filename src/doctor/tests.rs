@@ -1,7 +1,8 @@
 use super::checks;
 use super::*;
 use crate::trace::kernel::Link;
-use crate::trace::{Action, Route, RouteType, Rule};
+use crate::trace::tests::{c, route};
+use crate::trace::{Action, RouteType, Rule};
 
 const EXIT_KEY: &str = "xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=";
 const NOW: u64 = 1_000_000;
@@ -22,23 +23,6 @@ fn model() -> crate::model::Model {
     ))
     .unwrap();
     crate::model::validate(&cfg).unwrap()
-}
-
-fn c(s: &str) -> crate::cidr::Cidr {
-    s.parse().unwrap()
-}
-
-fn route(table: u32, dst: &str, kind: RouteType, dev: Option<&str>, metric: u32) -> Route {
-    Route {
-        table,
-        dst: c(dst),
-        kind,
-        dev: dev.map(str::to_string),
-        gateway: None,
-        metric,
-        prefsrc: None,
-        mtu: None,
-    }
 }
 
 fn rule(priority: u32, from: Option<&str>, to: Option<&str>, table: u32) -> Rule {

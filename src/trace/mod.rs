@@ -419,4 +419,4 @@ impl fmt::Display for Trace {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

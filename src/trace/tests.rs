@@ -1,7 +1,7 @@
 use super::*;
 use std::net::Ipv4Addr;
 
-fn c(s: &str) -> Cidr {
+pub(crate) fn c(s: &str) -> Cidr {
     s.parse().unwrap()
 }
 
@@ -24,7 +24,14 @@ fn rule(priority: u32, from: Option<&str>, to: Option<&str>, action: Action) -> 
     }
 }
 
-fn route(table: u32, dst: &str, kind: RouteType, dev: Option<&str>, metric: u32) -> Route {
+/// A route as the dump gives it (doctor's tests build theirs with it too).
+pub(crate) fn route(
+    table: u32,
+    dst: &str,
+    kind: RouteType,
+    dev: Option<&str>,
+    metric: u32,
+) -> Route {
     Route {
         table,
         dst: c(dst),
