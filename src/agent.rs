@@ -216,7 +216,7 @@ pub async fn run(
     let mut reason = "start";
     let mut healthy = false;
     let mut dhcp = Servers::default();
-    let mut resolvers = dns::service::Servers::default();
+    let mut dns_forwarders = dns::service::Servers::default();
     let mut wan: Option<WanClient> = None;
     let shared: Shared = Arc::new(Mutex::new(AgentView {
         model: Some(Arc::new(m.clone())),
@@ -276,7 +276,7 @@ pub async fn run(
                 .map(|l| l.dns.clone())
                 .unwrap_or_default();
             dhcp.sync(&m, &opts.state_dir, &wan_dns);
-            resolvers.sync(&m, &wan_dns);
+            dns_forwarders.sync(&m, &wan_dns);
             pages.sync(&m);
             sync_radios(&mut radios, &m, &opts.run_dir, &wifi_view);
             write_resolv_conf(&opts.run_dir, &m, inputs.wan_lease.as_ref());
@@ -353,11 +353,11 @@ pub async fn run(
         w.tell_to_stop();
     }
     dhcp.tell_all_to_stop();
-    resolvers.tell_all_to_stop();
+    dns_forwarders.tell_all_to_stop();
     pages.tell_all_to_stop();
     radios.tell_all_to_stop();
     dhcp.stop_all();
-    resolvers.stop_all();
+    dns_forwarders.stop_all();
     pages.stop_all();
     radios.stop_all();
     prober.stop();

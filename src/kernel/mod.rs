@@ -12,6 +12,7 @@ pub mod wireguard;
 
 use crate::config::Backend;
 use crate::desired::{Desired, Sysctl, LINK_ALIAS_PREFIX, NFT_TABLE};
+use crate::diff::batch::{RouteBatch, RouteOp};
 use crate::diff::{Change, LinkKind, Observed};
 use crate::log;
 use crate::state;
@@ -221,6 +222,18 @@ impl Kernel {
                 let w = routes::write(b)?;
                 log::info(&w.summary(b));
                 w.outcome(b.routes.len())
+            }
+            // One route is a batch of one: a single route encoder.
+            Change::RouteAdd(r) | Change::RouteDel(r) => {
+                let op = match c {
+                    Change::RouteAdd(_) => RouteOp::Add,
+                    _ => RouteOp::Del,
+                };
+                let b = RouteBatch {
+                    op,
+                    routes: vec![r.clone()],
+                };
+                routes::write(&b)?.outcome(1)
             }
             other => self.net.apply(other).await,
         }

@@ -1,18 +1,18 @@
 //! rtnetlink: dumps links, addresses, routes and rules into `Observed`, and
-//! writes the link/address/route/rule changes.
+//! writes the link/address/rule changes (routes: kernel/routes.rs).
 
 use crate::cidr::Cidr;
-use crate::desired::{Address, Desired, Route, RouteKind, Rule, PROTO};
+use crate::desired::{Address, Desired, Rule, PROTO};
 use crate::diff::{Change, LinkKind, Observed, ObservedAddress, ObservedLink};
 use futures::TryStreamExt;
 use netlink_packet_route::address::{AddressAttribute, AddressMessage, AddressProtocol};
 use netlink_packet_route::link::{InfoKind, LinkAttribute, LinkFlags, LinkInfo, LinkMessage};
-use netlink_packet_route::route::{RouteMessage, RouteProtocol, RouteScope, RouteType};
+use netlink_packet_route::route::RouteProtocol;
 use netlink_packet_route::rule::{RuleAction, RuleAttribute, RuleMessage};
 use netlink_packet_route::AddressFamily;
-use rtnetlink::{Handle, IpVersion, LinkUnspec, LinkWireguard, RouteMessageBuilder};
+use rtnetlink::{Handle, IpVersion, LinkUnspec, LinkWireguard};
 use std::collections::BTreeMap;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 
 pub struct Netlink {
     handle: Handle,
@@ -169,22 +169,6 @@ impl Netlink {
                     .await
                     .map_err(|e| err("address", e))
             }
-            Change::RouteAdd(r) => {
-                let msg = self.route_message(r).await?;
-                h.route()
-                    .add(msg)
-                    .execute()
-                    .await
-                    .map_err(|e| err("route", e))
-            }
-            Change::RouteDel(r) => {
-                let msg = self.route_message(r).await?;
-                h.route()
-                    .del(msg)
-                    .execute()
-                    .await
-                    .map_err(|e| err("route", e))
-            }
             Change::RuleAdd(r) => {
                 let mut req = h.rule().add();
                 *req.message_mut() = rule_message(r);
@@ -208,34 +192,6 @@ impl Netlink {
         m.attributes.push(AddressAttribute::Local(a.cidr.addr));
         m.attributes.push(AddressAttribute::Address(a.cidr.addr));
         Ok(m)
-    }
-
-    async fn route_message(&self, r: &Route) -> Result<RouteMessage, String> {
-        let dst = match r.dst.addr {
-            IpAddr::V4(a) => a,
-            IpAddr::V6(_) => return Err("IPv6 routes are not supported yet".into()),
-        };
-        let mut b = RouteMessageBuilder::<Ipv4Addr>::new()
-            .table_id(r.table)
-            .protocol(RouteProtocol::Other(PROTO))
-            .destination_prefix(dst, r.dst.len);
-        if r.metric != 0 {
-            b = b.priority(r.metric);
-        }
-        b = match &r.kind {
-            RouteKind::Unreachable => b.kind(RouteType::Unreachable),
-            RouteKind::Throw => b.kind(RouteType::Throw),
-            RouteKind::Dev(d) => b
-                .output_interface(self.index(d).await?)
-                .scope(RouteScope::Link),
-            RouteKind::Via(IpAddr::V4(gw), d) => {
-                b.output_interface(self.index(d).await?).gateway(*gw)
-            }
-            RouteKind::Via(IpAddr::V6(_), _) => {
-                return Err("IPv6 gateways are not supported yet".into())
-            }
-        };
-        Ok(b.build())
     }
 }
 
