@@ -126,7 +126,7 @@ fn main() -> ExitCode {
         Some("trace") => return portal::doctor::cli::trace(&argv[1..]),
         _ => {}
     }
-    if let Some(code) = portal::peer_cli::run(&argv, &run_dir_arg(&argv)) {
+    if let Some(code) = portal::peer_cli::run(&argv) {
         return code;
     }
     let args = match parse_args() {
@@ -188,14 +188,6 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
-}
-
-/// `--run-dir DIR` among `argv` (taken out by peer_cli's own parser too).
-fn run_dir_arg(argv: &[String]) -> PathBuf {
-    argv.iter()
-        .position(|a| a == "--run-dir")
-        .and_then(|i| argv.get(i + 1))
-        .map_or_else(|| PathBuf::from("/run/portal"), PathBuf::from)
 }
 
 /// `portal firewall CONFIG`: the agent's nftables write, alone.

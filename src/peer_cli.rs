@@ -24,14 +24,17 @@ pub const USAGE: &str = "\
                     write portal NAME as a wg-quick config (mode 0600)
 ";
 
+/// The agent's default `--run-dir`.
+const DEFAULT_RUN_DIR: &str = "/run/portal";
+
 /// Handles these commands; None when `args[0]` is none of them.
-pub fn run(args: &[String], run_dir: &Path) -> Option<ExitCode> {
+pub fn run(args: &[String]) -> Option<ExitCode> {
     let cmd = args.first()?.as_str();
     if !matches!(cmd, "peer" | "import" | "export") {
         return None;
     }
     let r = Opts::parse(&args[1..]).and_then(|o| match (cmd, o.pos.first().map(String::as_str)) {
-        ("peer", Some("add")) => peer_add(&o, run_dir),
+        ("peer", Some("add")) => peer_add(&o),
         ("peer", Some("list")) => peer_list(&o),
         ("peer", Some("remove")) => peer_remove(&o),
         ("import", _) => import_conf(&o),
@@ -85,6 +88,8 @@ struct Opts {
     output: Option<PathBuf>,
     all_traffic: bool,
     page: bool,
+    /// Where `--page` leaves its offers: the agent's run directory.
+    run_dir: Option<PathBuf>,
 }
 
 impl Opts {
@@ -104,8 +109,7 @@ impl Opts {
                 "-o" | "--output" => o.output = Some(value()?.into()),
                 "--all-traffic" => o.all_traffic = true,
                 "--page" => o.page = true,
-                // Read by main (where --page leaves its offers).
-                "--run-dir" => drop(value()?),
+                "--run-dir" => o.run_dir = Some(value()?.into()),
                 "-h" | "--help" => return Err(Failure::Usage("help".into())),
                 _ if a.starts_with('-') && a.len() > 1 => {
                     return Err(Failure::Usage(format!("unknown option {a}")))
@@ -146,7 +150,7 @@ fn replace_config(path: &Path, text: &str) -> Result<(), Failure> {
     Ok(())
 }
 
-fn peer_add(o: &Opts, run_dir: &Path) -> Result<(), Failure> {
+fn peer_add(o: &Opts) -> Result<(), Failure> {
     let a = o.want(1, &["NAME", "CONFIG"])?;
     let (name, path) = (a[0], Path::new(a[1]));
     let portal = o
@@ -187,7 +191,11 @@ fn peer_add(o: &Opts, run_dir: &Path) -> Result<(), Failure> {
     let mut out = std::io::stdout().lock();
     let _ = write!(out, "{conf}\n{}", qr::terminal(&code));
     if o.page {
-        let f = crate::status::peer_page::offer(run_dir, name, &conf)?;
+        let f = crate::status::peer_page::offer(
+            o.run_dir.as_deref().unwrap_or(Path::new(DEFAULT_RUN_DIR)),
+            name,
+            &conf,
+        )?;
         eprintln!(
             "portal peer add: offered once on the status page at /peer/{name} for {} minutes ({})",
             crate::status::peer_page::OFFER_SECS / 60,
