@@ -11,9 +11,9 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 pub const USAGE: &str = "\
-  peer add NAME --portal P [--all-traffic] [--page] CONFIG
-                    new device key pair and address in portal P (which has
-                    `clients`); prints the device's wg-quick .conf and its QR
+  peer add NAME --portal P [--all-traffic] [--page] [--address A] CONFIG
+                    new device key pair and address (the next free one, or
+                    A) in portal P (which has `clients`); prints the device's wg-quick .conf and its QR
                     code (--page: also on the status page, once, 15 minutes)
   peer list CONFIG  every peer: portal, name, allowed IPs, endpoint, public key
   peer remove NAME [--portal P] CONFIG
@@ -88,6 +88,8 @@ struct Opts {
     output: Option<PathBuf>,
     all_traffic: bool,
     page: bool,
+    /// The device's tunnel address, instead of the next free one.
+    address: Option<std::net::IpAddr>,
     /// Where `--page` leaves its offers: the agent's run directory.
     run_dir: Option<PathBuf>,
 }
@@ -110,6 +112,13 @@ impl Opts {
                 "--all-traffic" => o.all_traffic = true,
                 "--page" => o.page = true,
                 "--run-dir" => o.run_dir = Some(value()?.into()),
+                "--address" => {
+                    let v = value()?;
+                    o.address =
+                        Some(v.parse().map_err(|_| {
+                            Failure::Usage(format!("--address {v}: not an IP address"))
+                        })?)
+                }
                 "-h" | "--help" => return Err(Failure::Usage("help".into())),
                 _ if a.starts_with('-') && a.len() > 1 => {
                     return Err(Failure::Usage(format!("unknown option {a}")))
@@ -174,6 +183,7 @@ fn peer_add(o: &Opts) -> Result<(), Failure> {
             all_traffic: o.all_traffic,
             private_key: &private,
             public_key: &public,
+            address: o.address,
         },
     )?;
     replace_config(path, &added.config)?;

@@ -20,6 +20,8 @@ pub struct NewDevice<'a> {
     /// The device's key pair: the private key goes into its .conf only.
     pub private_key: &'a str,
     pub public_key: &'a str,
+    /// The device's tunnel address, when the user picks it (`--address`).
+    pub address: Option<IpAddr>,
 }
 
 pub struct Added {
@@ -62,12 +64,20 @@ pub fn add(text: &str, m: &Model, portal_public_key: &str, d: &NewDevice) -> Res
             d.name, other.name
         ));
     }
-    let address = next_free(p, m).ok_or_else(|| {
-        format!(
-            "no free address left in portal `{}`'s tunnel network",
-            p.name
-        )
-    })?;
+    let address = match d.address {
+        Some(ip) => chosen_address(p, m, ip)?,
+        None => {
+            if let Some(blind) = unknown_peer_address(p) {
+                return Err(blind);
+            }
+            next_free(p, m).ok_or_else(|| {
+                format!(
+                    "no free address left in portal `{}`'s tunnel network",
+                    p.name
+                )
+            })?
+        }
+    };
     let mut v: Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
     let peers = v
         .get_mut("portals")
@@ -139,6 +149,62 @@ pub fn add(text: &str, m: &Model, portal_public_key: &str, d: &NewDevice) -> Res
     })
 }
 
+/// A peer of `p` whose allowed IPs cover the whole tunnel network (say
+/// 0.0.0.0/0, the usual exit) without naming its own tunnel address: that
+/// address is somewhere in the network and Portal can't know where, so any
+/// address it picks for a device may be the peer's. Returned as the error.
+fn unknown_peer_address(p: &Portal) -> Option<String> {
+    let net = tunnel_network(p)?;
+    let pe = p.peers.iter().find(|pe| {
+        pe.allowed_ips.iter().any(|a| a.covers(&net))
+            && !pe.allowed_ips.iter().any(|a| net.covers(a) && *a != net)
+    })?;
+    let name = pe.name.as_deref().unwrap_or("(unnamed)");
+    let wide = pe.allowed_ips.iter().find(|a| a.covers(&net))?;
+    Some(format!(
+        "portal `{}`: peer `{name}`'s allowed IPs {wide} cover the tunnel network {net} and its own tunnel address is not in the config, so Portal can't tell which address is free; pick one with --address, or give devices a portal of their own",
+        p.name
+    ))
+}
+
+/// Checks an address the user picked: inside the tunnel network, neither
+/// its network nor broadcast address, and not held by anyone Portal knows.
+fn chosen_address(p: &Portal, m: &Model, ip: IpAddr) -> Result<Cidr, String> {
+    let net = tunnel_network(p)
+        .ok_or_else(|| format!("portal `{}` has no IPv4 tunnel network", p.name))?;
+    let host = Cidr::new(ip, 32).ok_or_else(|| format!("--address {ip}: not an IPv4 address"))?;
+    if !net.contains(&ip) {
+        return Err(format!(
+            "--address {ip}: not in portal `{}`'s tunnel network {net}",
+            p.name
+        ));
+    }
+    if net.len < 31 && (ip == net.addr || Some(ip) == net.broadcast_v4().map(IpAddr::V4)) {
+        return Err(format!(
+            "--address {ip}: the network or broadcast address of {net}"
+        ));
+    }
+    if taken(m, ip) {
+        return Err(format!(
+            "--address {ip}: already a tunnel address or a peer's allowed IP"
+        ));
+    }
+    Ok(host)
+}
+
+/// True when a portal has `ip` as its tunnel address, or a peer's allowed
+/// IPs (other than a default route) hold it.
+fn taken(m: &Model, ip: IpAddr) -> bool {
+    m.portals.iter().any(|o| {
+        o.addresses.iter().any(|a| a.addr == ip)
+            || o.peers.iter().any(|pe| {
+                pe.allowed_ips
+                    .iter()
+                    .any(|a| !a.is_default() && a.contains(&ip))
+            })
+    })
+}
+
 /// The lowest address of the portal's tunnel network that no tunnel
 /// address and no peer's allowed IPs (other than a default route) holds.
 pub fn next_free(p: &Portal, m: &Model) -> Option<Cidr> {
@@ -147,20 +213,10 @@ pub fn next_free(p: &Portal, m: &Model) -> Option<Cidr> {
         return None;
     };
     let size = 1u64 << (32 - u32::from(net.len));
-    let taken = |ip: IpAddr| {
-        m.portals.iter().any(|o| {
-            o.addresses.iter().any(|a| a.addr == ip)
-                || o.peers.iter().any(|pe| {
-                    pe.allowed_ips
-                        .iter()
-                        .any(|a| !a.is_default() && a.contains(&ip))
-                })
-        })
-    };
     // Not the network's first address, nor (below /31) its broadcast.
     (1..size.saturating_sub(1).max(1))
         .map(|i| IpAddr::V4(Ipv4Addr::from(u32::from(base) + i as u32)))
-        .find(|ip| !taken(*ip))
+        .find(|ip| !taken(m, *ip))
         .and_then(|ip| Cidr::new(ip, 32))
 }
 

@@ -40,6 +40,7 @@ fn device<'a>(name: &'a str, all: bool) -> NewDevice<'a> {
         all_traffic: all,
         private_key: "PRIVATE",
         public_key: Box::leak(key(9).into_boxed_str()),
+        address: None,
     }
 }
 
@@ -197,4 +198,40 @@ fn firewall_forwards_devices_to_their_lans_only() {
         "{line}"
     );
     assert!(!line.contains("eth2"), "{line}");
+}
+
+#[test]
+fn refuses_to_guess_beside_a_peer_whose_address_is_unknown() {
+    // An exit peer holds 0.0.0.0/0: its own tunnel address (likely .1 or
+    // .2) is somewhere in 10.77.0.0/24 and not in the config.
+    let text = site("").replace(r#""10.77.0.2/32""#, r#""0.0.0.0/0""#);
+    let m = model(&text);
+    // (Added holds a private key: it has no Debug, so no unwrap_err.)
+    let Err(e) = add(&text, &m, &key(5), &device("phone", false)) else {
+        panic!("a device was added beside a peer of unknown address");
+    };
+    assert!(
+        e.contains("peer `old`'s allowed IPs 0.0.0.0/0 cover the tunnel network 10.77.0.0/24"),
+        "{e}"
+    );
+    // Picked by hand, it is checked against the network and what is held.
+    let pick = |ip: &str| NewDevice {
+        address: Some(ip.parse().unwrap()),
+        ..device("phone", false)
+    };
+    let a = add(&text, &m, &key(5), &pick("10.77.0.20")).unwrap();
+    assert_eq!(a.address.to_string(), "10.77.0.20/32");
+    for (ip, why) in [
+        (
+            "10.78.0.20",
+            "not in portal `roam`'s tunnel network 10.77.0.0/24",
+        ),
+        ("10.77.0.255", "the network or broadcast address"),
+        ("10.77.0.1", "already a tunnel address"),
+    ] {
+        let Err(e) = add(&text, &m, &key(5), &pick(ip)) else {
+            panic!("--address {ip} was taken");
+        };
+        assert!(e.contains(why), "{ip}: {e}");
+    }
 }
