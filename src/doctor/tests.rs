@@ -1,7 +1,7 @@
 use super::checks;
 use super::*;
 use crate::trace::kernel::Link;
-use crate::trace::tests::{c, route};
+use crate::trace::tests::{c, route, rule as trace_rule};
 use crate::trace::{Action, RouteType, Rule};
 
 const EXIT_KEY: &str = "xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=";
@@ -25,19 +25,9 @@ fn model() -> crate::model::Model {
     crate::model::validate(&cfg).unwrap()
 }
 
+/// A rule that looks up `table` (trace's helper takes any action).
 fn rule(priority: u32, from: Option<&str>, to: Option<&str>, table: u32) -> Rule {
-    Rule {
-        priority,
-        invert: false,
-        from: from.map(c),
-        to: to.map(c),
-        iif: None,
-        oif: None,
-        fwmark: None,
-        suppress_prefixlen: None,
-        action: Action::Table(table),
-        unmodelled: false,
-    }
+    trace_rule(priority, from, to, Action::Table(table))
 }
 
 fn hex(b: &[u8]) -> String {

@@ -78,19 +78,23 @@ impl Netlink {
         // and decoded directly (kernel/routes.rs).
         o.routes = super::routes::dump(&dev)?;
 
-        let rules: Vec<RuleMessage> = self
-            .handle
-            .rule()
-            .get(IpVersion::V4)
-            .execute()
-            .try_collect()
-            .await
-            .map_err(|e| err("listing rules", e))?;
+        let rules = self.rules_v4().await?;
         o.rules = rules.iter().filter_map(rule_from).collect();
         Ok(o)
     }
 
     /// One link by name, asked for alone (not a dump: this runs per change).
+    /// Every IPv4 policy rule, in the kernel's order.
+    pub async fn rules_v4(&self) -> Result<Vec<RuleMessage>, String> {
+        self.handle
+            .rule()
+            .get(IpVersion::V4)
+            .execute()
+            .try_collect()
+            .await
+            .map_err(|e| err("listing rules", e))
+    }
+
     pub async fn link(&self, name: &str) -> Result<ObservedLink, String> {
         let mut found = self
             .handle

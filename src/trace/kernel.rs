@@ -14,7 +14,6 @@ use netlink_packet_route::route::{
 };
 use netlink_packet_route::rule::{RuleAction, RuleAttribute, RuleFlags, RuleMessage};
 use netlink_packet_route::AddressFamily;
-use rtnetlink::IpVersion;
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
 
@@ -51,14 +50,7 @@ impl Netlink {
             links.iter().map(|l| (l.index, l.name.clone())).collect();
         let dev = |i: u32| names.get(&i).cloned().unwrap_or_else(|| format!("if{i}"));
 
-        let rules: Vec<RuleMessage> = self
-            .handle()
-            .rule()
-            .get(IpVersion::V4)
-            .execute()
-            .try_collect()
-            .await
-            .map_err(|e| err("listing rules", e))?;
+        let rules = self.rules_v4().await?;
         let mut query = RouteMessage::default();
         query.header.address_family = AddressFamily::Inet;
         let routes: Vec<RouteMessage> = self

@@ -9,7 +9,7 @@ fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
 }
 
-fn rule(priority: u32, from: Option<&str>, to: Option<&str>, action: Action) -> Rule {
+pub(crate) fn rule(priority: u32, from: Option<&str>, to: Option<&str>, action: Action) -> Rule {
     Rule {
         priority,
         invert: false,
