@@ -2,10 +2,14 @@
 //! out) over a hand-written reader of the header and question (`wire`),
 //! and a thread per LAN around it (`service`).
 
+pub mod cache;
 pub mod forwarder;
+pub mod records;
 pub mod service;
 pub mod tcp;
 pub mod wire;
 
+#[cfg(test)]
+mod cache_tests;
 #[cfg(test)]
 mod tests;
