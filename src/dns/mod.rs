@@ -1,6 +1,7 @@
 //! The LAN DNS forwarder: a pure core (`forwarder`: events in, actions
 //! out) over a hand-written reader of the header and question (`wire`),
-//! and a thread per LAN around it (`service`).
+//! and a thread per LAN around it (`service`). The core keeps answers in a
+//! cache of its own (`cache`, over the record walker `records`).
 
 pub mod cache;
 pub mod forwarder;

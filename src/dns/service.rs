@@ -52,7 +52,8 @@ struct Spec {
     listen: Ipv4Addr,
     upstreams: Vec<Ipv4Addr>,
     source: Option<Ipv4Addr>,
-    /// Via a portal: its peers' public keys. Another exit may answer
+    /// Via a portal: the public keys of its peers with an endpoint (the
+    /// exits, not road-warrior devices). Another exit may answer
     /// differently (geography), so the cache starts over.
     exit: Vec<String>,
     cache: usize,
@@ -95,7 +96,10 @@ impl Servers {
                     exit: match &l.route {
                         crate::model::LanRoute::Portal(p) => m
                             .portal(p)
-                            .map(|p| p.peers.iter().map(|x| x.public_key.clone()).collect())
+                            .map(|p| {
+                                let exits = p.peers.iter().filter(|x| x.endpoint.is_some());
+                                exits.map(|x| x.public_key.clone()).collect()
+                            })
                             .unwrap_or_default(),
                         crate::model::LanRoute::Direct => Vec::new(),
                     },
