@@ -225,6 +225,7 @@ pub async fn run(
     let mut pages = Pages::new(shared.clone(), &opts.state_dir);
     pages.offer_peers(&opts.run_dir);
     let wifi_view = lock(&shared).wifi.clone();
+    dns_forwarders.set_view(lock(&shared).dns.clone());
     let mut radios: WorkerSet<hostapd::Spec> = WorkerSet::default();
     let prober = probe::start(shared.clone());
     let resolver = Resolver::start(opts.resolve_interval);

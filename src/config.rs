@@ -158,6 +158,9 @@ pub struct LanDns {
     /// WAN's (direct).
     #[serde(default)]
     pub servers: Option<Vec<String>>,
+    /// Answers kept (src/dns/cache.rs); default 10000, 0 = no cache.
+    #[serde(default)]
+    pub cache: Option<u64>,
 }
 
 /// Split routing: exactly one kind, `direct*` (these destinations leave by

@@ -9,7 +9,10 @@
 //! the kill switch makes it unreachable), moves the query to the next
 //! upstream; when none is left, or at `deadline_ms`, the client gets
 //! SERVFAIL. The pending table is bounded: per client and in all.
+//! With a cache (`with_cache`), a query it can answer never leaves, and an
+//! upstream's reply is offered to it on the way back (src/dns/cache.rs).
 
+use super::cache::{Cache, Key, Lookup};
 use super::wire::{
     error_reply, question, with_id, Header, OPCODE_QUERY, RCODE_FORMERR, RCODE_NOTIMP,
     RCODE_REFUSED, RCODE_SERVFAIL,
@@ -83,6 +86,11 @@ pub struct Stats {
     pub junk: u64,
     /// Pending queries pushed out by newer ones (table full).
     pub evicted: u64,
+    /// Answered from the cache (not counted in `answered`, which are the
+    /// upstreams' answers).
+    pub cache_hits: u64,
+    /// Queries the cache could have answered but did not have.
+    pub cache_misses: u64,
 }
 
 struct Pending {
@@ -97,6 +105,8 @@ struct Pending {
     sent: u64,
     seq: u64,
     last_error: Option<String>,
+    /// Where the answer goes in the cache, if it may.
+    cache_key: Option<Key>,
 }
 
 pub struct Forwarder {
@@ -113,6 +123,8 @@ pub struct Forwarder {
     seq: u64,
     /// The last query ended with no upstream answering; logged once.
     failing: bool,
+    /// None: no cache (0 entries).
+    cache: Option<Cache>,
     pub stats: Stats,
 }
 
@@ -128,8 +140,20 @@ impl Forwarder {
             order: BTreeMap::new(),
             seq: 0,
             failing: false,
+            cache: None,
             stats: Stats::default(),
         }
+    }
+
+    /// With an answer cache of at most `entries` (0: none).
+    pub fn with_cache(mut self, entries: usize) -> Forwarder {
+        self.cache = (entries > 0).then(|| Cache::new(entries));
+        self
+    }
+
+    /// Answers in the cache now.
+    pub fn cached(&self) -> usize {
+        self.cache.as_ref().map_or(0, Cache::len)
     }
 
     pub fn pending(&self) -> usize {
@@ -211,6 +235,17 @@ impl Forwarder {
             self.stats.duplicates += 1;
             return;
         }
+        let lookup = self.cache.as_ref().and_then(|_| Lookup::of(bytes, &h, &q));
+        if let (Some(c), Some(l)) = (self.cache.as_mut(), &lookup) {
+            if let Some(reply) = c.answer(l, bytes, &q, h.id, now) {
+                self.stats.cache_hits += 1;
+                return out.push(Action::Answer {
+                    to: from,
+                    bytes: reply,
+                });
+            }
+            self.stats.cache_misses += 1;
+        }
         if self.upstreams.is_empty() {
             self.stats.servfail += 1;
             return out.push(error(RCODE_SERVFAIL, Some(q.end)));
@@ -250,6 +285,7 @@ impl Forwarder {
                 sent: now,
                 seq: self.seq,
                 last_error: None,
+                cache_key: lookup.map(|l| l.key),
             },
         );
         out.push(self.forward(id));
@@ -302,6 +338,10 @@ impl Forwarder {
         }
         if let Some(p) = self.remove(h.id) {
             self.stats.answered += 1;
+            if let (Some(c), Some(key)) = (self.cache.as_mut(), p.cache_key) {
+                // Not every reply may be kept; those are just passed on.
+                let _ = c.store(key, bytes, now);
+            }
             out.push(Action::Answer {
                 to: p.client,
                 bytes: with_id(bytes, p.client_id),

@@ -2,8 +2,12 @@
 //! socket on the router's LAN address (port 53, bound to the interface)
 //! and one towards the upstreams, bound to the portal's tunnel address for
 //! a LAN via a portal. Every decision is `Forwarder::step`'s.
+//!
+//! A forwarder is replaced, and so its cache emptied, when anything in its
+//! `Spec` changes: upstreams, source address, the exit's peers, the cache
+//! size. Its figures are published in a `DnsView` for the status page.
 
-use super::forwarder::{Action, Event, Forwarder, Limits};
+use super::forwarder::{Action, Event, Forwarder, Limits, Stats};
 use crate::log;
 use crate::model::Model;
 use crate::worker::{Worker, WorkerSet};
@@ -13,7 +17,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
 use std::os::fd::{AsFd, AsRawFd};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 pub const PORT: u16 = 53;
@@ -23,6 +27,21 @@ const IDLE: Duration = Duration::from_millis(250);
 const BURST: usize = 64;
 /// Room for a burst of queries (the default holds about 200 datagrams).
 const RECV_BUFFER: usize = 1 << 20;
+/// How often a busy forwarder publishes its figures.
+const PUBLISH: Duration = Duration::from_secs(1);
+
+/// One LAN's forwarder as the status page shows it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Figures {
+    pub stats: Stats,
+    /// Answers in the cache now, and at most (0: no cache).
+    pub cached: usize,
+    pub cache_size: usize,
+}
+
+/// LAN name -> its running forwarder's figures (a mutex: the 32-bit MIPS
+/// target has no 64-bit atomics).
+pub type DnsView = Arc<Mutex<BTreeMap<String, Figures>>>;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Spec {
@@ -33,13 +52,23 @@ struct Spec {
     listen: Ipv4Addr,
     upstreams: Vec<Ipv4Addr>,
     source: Option<Ipv4Addr>,
+    /// Via a portal: the public keys of its peers with an endpoint (the
+    /// exits, not road-warrior devices). Another exit may answer
+    /// differently (geography), so the cache starts over.
+    exit: Vec<String>,
+    cache: usize,
 }
 
 /// The running forwarders, kept equal to the model by `sync`.
 #[derive(Default)]
-pub struct Servers(WorkerSet<Spec>);
+pub struct Servers(WorkerSet<Spec>, DnsView);
 
 impl Servers {
+    /// Where the forwarders publish their figures (the status page's).
+    pub fn set_view(&mut self, view: DnsView) {
+        self.1 = view;
+    }
+
     /// `wan_dns`: the WAN lease's DNS servers, for direct LANs that use
     /// the WAN's (a static WAN's are in the model already).
     pub fn sync(&mut self, m: &Model, wan_dns: &[Ipv4Addr]) {
@@ -64,13 +93,29 @@ impl Servers {
                     listen: d.listen,
                     upstreams,
                     source: d.source,
+                    exit: match &l.route {
+                        crate::model::LanRoute::Portal(p) => m
+                            .portal(p)
+                            .map(|p| {
+                                let exits = p.peers.iter().filter(|x| x.endpoint.is_some());
+                                exits.map(|x| x.public_key.clone()).collect()
+                            })
+                            .unwrap_or_default(),
+                        crate::model::LanRoute::Direct => Vec::new(),
+                    },
+                    cache: d.cache,
                 };
                 Some((l.name.clone(), spec))
             })
             .collect();
+        let view = &self.1;
         self.0.sync(wanted, |spec| {
-            let s = spec.clone();
-            Worker::spawn(format!("dns {}", s.lan), move |stop| serve(&s, stop))
+            let (s, view) = (spec.clone(), view.clone());
+            Worker::spawn(format!("dns {}", s.lan), move |stop| {
+                let r = serve(&s, stop, &view);
+                crate::worker::lock(&view).remove(&s.lan);
+                r
+            })
         });
     }
 
@@ -148,7 +193,7 @@ struct Running<'a> {
     epoch: Instant,
 }
 
-fn serve(spec: &Spec, stop: &AtomicBool) -> Result<(), String> {
+fn serve(spec: &Spec, stop: &AtomicBool, view: &DnsView) -> Result<(), String> {
     let lan = bind_lan(&spec.interface, spec.listen)?;
     let tcp = super::tcp::listen(&spec.interface, spec.listen)?;
     let (tcp_upstreams, tcp_open) = (
@@ -163,7 +208,7 @@ fn serve(spec: &Spec, stop: &AtomicBool) -> Result<(), String> {
         .collect();
     let names: Vec<String> = spec.upstreams.iter().map(|a| a.to_string()).collect();
     log::info(&format!(
-        "dns {}: answering on {}:{PORT} ({}, UDP and TCP), upstream {}{}",
+        "dns {}: answering on {}:{PORT} ({}, UDP and TCP), upstream {}{}, cache {}",
         spec.lan,
         spec.listen,
         spec.interface,
@@ -174,18 +219,27 @@ fn serve(spec: &Spec, stop: &AtomicBool) -> Result<(), String> {
         },
         spec.source
             .map(|s| format!(" from {s} (through the tunnel only)"))
-            .unwrap_or_default()
+            .unwrap_or_default(),
+        match spec.cache {
+            0 => "off".to_string(),
+            n => format!("{n} answers"),
+        }
     ));
     let mut r = Running {
         spec,
         lan,
         up: None,
-        fwd: Forwarder::new(upstreams, Limits::default()),
+        fwd: Forwarder::new(upstreams, Limits::default()).with_cache(spec.cache),
         ids: Ids::new(),
         epoch: Instant::now(),
     };
     let mut buf = vec![0u8; 65535];
+    let mut published: Option<Instant> = None;
     while !stop.load(Ordering::Relaxed) {
+        if published.is_none_or(|t| t.elapsed() >= PUBLISH) {
+            r.publish(view);
+            published = Some(Instant::now());
+        }
         let now = r.now();
         let deadline = r.fwd.next_deadline();
         let wait = deadline
@@ -247,8 +301,8 @@ fn serve(spec: &Spec, stop: &AtomicBool) -> Result<(), String> {
     tcp_stop.store(true, Ordering::Relaxed);
     let s = r.fwd.stats;
     log::info(&format!(
-        "dns {}: stopped ({} queries: {} answered, {} SERVFAIL, {} FORMERR, {} refused, {} evicted; {} junk replies dropped)",
-        spec.lan, s.queries, s.answered, s.servfail, s.formerr, s.refused, s.evicted, s.junk
+        "dns {}: stopped ({} queries: {} answered, {} from the cache, {} SERVFAIL, {} FORMERR, {} refused, {} evicted; {} junk replies dropped)",
+        spec.lan, s.queries, s.answered, s.cache_hits, s.servfail, s.formerr, s.refused, s.evicted, s.junk
     ));
     Ok(())
 }
@@ -256,6 +310,15 @@ fn serve(spec: &Spec, stop: &AtomicBool) -> Result<(), String> {
 impl Running<'_> {
     fn now(&self) -> u64 {
         self.epoch.elapsed().as_millis() as u64
+    }
+
+    fn publish(&self, view: &DnsView) {
+        let f = Figures {
+            stats: self.fwd.stats,
+            cached: self.fwd.cached(),
+            cache_size: self.spec.cache,
+        };
+        crate::worker::lock(view).insert(self.spec.lan.clone(), f);
     }
 
     /// Runs one event through the core and carries out its actions; a

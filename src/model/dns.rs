@@ -20,7 +20,12 @@ pub struct LanDns {
     /// into the tunnel, and when the tunnel is down its kill switch answers:
     /// they never leave by the WAN.
     pub source: Option<Ipv4Addr>,
+    /// Answers the forwarder keeps; 0: no cache.
+    pub cache: usize,
 }
+
+/// `lans.L.dns.cache` at most: about this many KiB of memory, too.
+pub const MAX_CACHE: u64 = 100_000;
 
 fn parse_v4(s: &str) -> Result<Ipv4Addr, String> {
     match s.parse::<IpAddr>() {
@@ -79,7 +84,16 @@ pub(super) fn validate_lan(
         servers: Vec::new(),
         servers_from_wan: false,
         source: None,
+        cache: crate::dns::cache::DEFAULT_ENTRIES,
     };
+    match d.cache {
+        Some(n) if n > MAX_CACHE => e.add(
+            format!("{at}.cache"),
+            format!("{n} answers is too many: at most {MAX_CACHE} (0 turns the cache off)"),
+        ),
+        Some(n) => out.cache = n as usize,
+        None => {}
+    }
     match route {
         LanRoute::Portal(name) => {
             // A missing portal is reported by `via` already.
@@ -199,6 +213,14 @@ mod tests {
         let d = m.lans[0].dns.as_ref().unwrap();
         assert_eq!(d.servers, vec![Ipv4Addr::new(1, 1, 1, 1)]);
         assert_eq!(d.source, Some(Ipv4Addr::new(10, 99, 0, 2)));
+        assert_eq!(d.cache, crate::dns::cache::DEFAULT_ENTRIES);
+        let text = config(
+            r#", "dns": { "servers": ["1.1.1.1"], "cache": 0 }"#,
+            "",
+            STATIC_WAN,
+        );
+        let m = validate(&parse(&text).unwrap()).unwrap();
+        assert_eq!(m.lans[0].dns.as_ref().unwrap().cache, 0);
     }
 
     #[test]
@@ -268,6 +290,14 @@ mod tests {
         let e = errors(&config("", r#", "dns": ["10.64.0.1"]"#, no_wan_dns));
         assert_eq!(e.len(), 1, "{e:?}");
         assert!(e[0].starts_with("lans.office.dns.servers: "), "{e:?}");
+        let e = errors(&config(r#", "dns": { "cache": 100001 }"#, "", STATIC_WAN));
+        assert!(
+            e.iter()
+                .any(|l| l.starts_with("lans.home.dns.cache: 100001 answers is too many")),
+            "{e:?}"
+        );
+        let bad = parse(&config(r#", "dns": { "cache": -1 }"#, "", STATIC_WAN)).unwrap_err();
+        assert!(bad.starts_with("lans.home.dns.cache: "), "{bad}");
         let bad = parse(&config(r#", "dns": { "bogus": 1 }"#, "", STATIC_WAN)).unwrap_err();
         assert!(
             bad.starts_with("lans.home.dns.bogus: unknown field"),

@@ -27,6 +27,8 @@ pub struct AgentView {
     pub probes: BTreeMap<String, ProbeOutcome>,
     /// The SSIDs and their stations, kept by the hostapd workers.
     pub wifi: crate::wifi::hostapd::WifiView,
+    /// The DNS forwarders' figures, kept by their threads.
+    pub dns: crate::dns::service::DnsView,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -141,6 +143,7 @@ impl Collector {
                 wifi,
             )
         };
+        let dns = super::dns_figures(&lock(&lock(&self.shared).dns));
         let Some(m) = model else {
             return Status {
                 system: system(None),
@@ -239,6 +242,7 @@ impl Collector {
             leases: dhcp.lans,
             portals,
             wifi,
+            dns,
             counters: crate::counters::snapshot(),
             log: crate::log::recent(),
         }

@@ -255,6 +255,43 @@ pub fn render(s: &Status, now: u64) -> String {
         );
     }
 
+    if !s.dns.is_empty() {
+        o.push_str("<h2 id=\"dns\">DNS</h2>");
+        let rows = s
+            .dns
+            .iter()
+            .map(|d| {
+                let looked = d.cache_hits + d.cache_misses;
+                vec![
+                    escape(&d.lan),
+                    d.queries.to_string(),
+                    d.answered.to_string(),
+                    match (d.cache_size, looked) {
+                        (0, _) => "off".to_string(),
+                        (_, 0) => "0".to_string(),
+                        (_, n) => format!("{} ({}%)", d.cache_hits, d.cache_hits * 100 / n),
+                    },
+                    format!("{} / {}", d.cache_entries, d.cache_size),
+                    d.servfail.to_string(),
+                    (d.refused + d.formerr).to_string(),
+                ]
+            })
+            .collect();
+        table(
+            &mut o,
+            &[
+                "LAN",
+                "queries",
+                "upstream answers",
+                "cache hits",
+                "cached / size",
+                "SERVFAIL",
+                "refused / FORMERR",
+            ],
+            rows,
+        );
+    }
+
     o.push_str("<h2>DHCP leases</h2>");
     let mut rows = Vec::new();
     for (lan, list) in &s.leases {

@@ -118,6 +118,57 @@ pub fn render(s: &Status) -> String {
             );
         }
     }
+    for (name, kind, help, pick) in [
+        (
+            "portal_dns_queries_total",
+            "counter",
+            "Queries the LAN's DNS forwarder received.",
+            0,
+        ),
+        (
+            "portal_dns_upstream_answers_total",
+            "counter",
+            "Upstream answers relayed to clients.",
+            1,
+        ),
+        (
+            "portal_dns_cache_hits_total",
+            "counter",
+            "Queries answered from the cache.",
+            2,
+        ),
+        (
+            "portal_dns_cache_misses_total",
+            "counter",
+            "Cacheable queries not in the cache.",
+            3,
+        ),
+        (
+            "portal_dns_servfail_total",
+            "counter",
+            "Queries answered SERVFAIL (no upstream answered).",
+            4,
+        ),
+        (
+            "portal_dns_cache_entries",
+            "gauge",
+            "Answers in the cache.",
+            5,
+        ),
+    ] {
+        family(&mut o, name, kind, help);
+        for d in &s.dns {
+            let v = [
+                d.queries,
+                d.answered,
+                d.cache_hits,
+                d.cache_misses,
+                d.servfail,
+                d.cache_entries as u64,
+            ][pick];
+            let _ = writeln!(o, "{name}{{lan=\"{}\"}} {v}", label(&d.lan));
+        }
+    }
     let c = &s.counters;
     for (name, help, v) in [
         (

@@ -30,6 +30,8 @@ pub struct Status {
     pub portals: Vec<Portal>,
     /// One entry per SSID (a WiFi LAN), with its associated stations.
     pub wifi: Vec<crate::wifi::hostapd::BssStatus>,
+    /// One entry per LAN whose DNS forwarder runs.
+    pub dns: Vec<Dns>,
     pub counters: Counters,
     /// The newest log lines, oldest first.
     pub log: Vec<String>,
@@ -114,6 +116,40 @@ pub enum PeerState {
     Stale,
     #[default]
     Down,
+}
+
+/// A LAN's DNS forwarder since it (re)started: `answered` are the
+/// upstreams' answers relayed, `cache_hits` the ones from the cache.
+#[derive(Serialize, Debug, Clone, PartialEq, Default)]
+pub struct Dns {
+    pub lan: String,
+    pub queries: u64,
+    pub answered: u64,
+    pub cache_hits: u64,
+    pub cache_misses: u64,
+    pub servfail: u64,
+    pub refused: u64,
+    pub formerr: u64,
+    pub cache_entries: usize,
+    /// 0: no cache.
+    pub cache_size: usize,
+}
+
+pub fn dns_figures(view: &BTreeMap<String, crate::dns::service::Figures>) -> Vec<Dns> {
+    view.iter()
+        .map(|(lan, f)| Dns {
+            lan: lan.clone(),
+            queries: f.stats.queries,
+            answered: f.stats.answered,
+            cache_hits: f.stats.cache_hits,
+            cache_misses: f.stats.cache_misses,
+            servfail: f.stats.servfail,
+            refused: f.stats.refused,
+            formerr: f.stats.formerr,
+            cache_entries: f.cached,
+            cache_size: f.cache_size,
+        })
+        .collect()
 }
 
 /// The agent's own counters since it started.

@@ -60,6 +60,17 @@ fn sample() -> Status {
             state: LeaseState::Bound,
         }],
     );
+    s.dns.push(Dns {
+        lan: "home".into(),
+        queries: 120,
+        answered: 30,
+        cache_hits: 90,
+        cache_misses: 30,
+        servfail: 0,
+        cache_entries: 25,
+        cache_size: 10_000,
+        ..Dns::default()
+    });
     s.log.push("12:00:00Z portal: applied: <b>&".into());
     s.counters = Counters {
         passes: 7,
@@ -127,6 +138,7 @@ fn the_page_shows_every_section_and_escapes_what_it_is_given() {
         "&lt;script&gt;",
         "applied: &lt;b&gt;&amp;",
         "7 passes, 23 changes applied, 1 apply errors, 2 restarts",
+        "<td data-l=\"cache hits\">90 (75%)</td><td data-l=\"cached / size\">25 / 10000</td>",
     ] {
         assert!(page.contains(needle), "missing {needle:?} in\n{page}");
     }
@@ -150,6 +162,8 @@ fn metrics_are_prometheus_text() {
         "portal_apply_errors_total 1",
         "portal_restarts_total 2",
         "portal_uptime_seconds 3700",
+        "portal_dns_cache_hits_total{lan=\"home\"} 90",
+        "portal_dns_cache_entries{lan=\"home\"} 25",
     ] {
         assert!(m.lines().any(|l| l == line), "missing {line:?} in\n{m}");
     }
@@ -173,4 +187,5 @@ fn json_has_the_same_data() {
     assert_eq!(v["portals"][0]["peers"][0]["rx_bytes"], 1536);
     assert_eq!(v["leases"]["home"][0]["mac"], "02:00:00:00:00:01");
     assert_eq!(v["lans"][0]["kill_switch_armed"], true);
+    assert_eq!(v["dns"][0]["cache_hits"], 90);
 }
