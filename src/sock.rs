@@ -24,6 +24,18 @@ pub fn ifindex(interface: &str) -> Option<u32> {
     nix::net::if_::if_nametoindex(interface).ok()
 }
 
+/// For a LAN server's spec: `Some(ifindex(interface))`, or None while
+/// hostapd has not made `interface` yet (one of its extra SSIDs): the
+/// server is then started by the pass that follows the interface's
+/// creation, not failed now.
+pub fn lan_ifindex(m: &crate::model::Model, interface: &str) -> Option<Option<u32>> {
+    let index = ifindex(interface);
+    if index.is_none() && m.made_by_hostapd(interface) {
+        return None;
+    }
+    Some(index)
+}
+
 /// `interface` has `addr` now (a listener bound to it can start).
 pub fn has_address(interface: &str, addr: std::net::Ipv4Addr) -> bool {
     nix::ifaddrs::getifaddrs()

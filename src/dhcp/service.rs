@@ -51,12 +51,7 @@ impl Servers {
             .lans
             .iter()
             .filter_map(|l| {
-                let ifindex = crate::sock::ifindex(&l.interface);
-                // An SSID interface hostapd has not made yet: started by
-                // the pass that follows its creation.
-                if ifindex.is_none() && m.made_by_hostapd(&l.interface) {
-                    return None;
-                }
+                let ifindex = crate::sock::lan_ifindex(m, &l.interface)?;
                 let mut cfg = l.dhcp.clone()?;
                 if cfg.dns_from_wan && matches!(m.wan.mode, WanMode::Dhcp { .. }) {
                     cfg.dns = wan_dns.to_vec();

@@ -77,10 +77,7 @@ impl Servers {
             .iter()
             .filter_map(|l| {
                 let d = l.dns.as_ref()?;
-                let ifindex = crate::sock::ifindex(&l.interface);
-                if ifindex.is_none() && m.made_by_hostapd(&l.interface) {
-                    return None;
-                }
+                let ifindex = crate::sock::lan_ifindex(m, &l.interface)?;
                 let upstreams = if d.servers_from_wan {
                     wan_dns.to_vec()
                 } else {
