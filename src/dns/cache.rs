@@ -25,7 +25,9 @@
 //! the client can take over UDP is not served: the query goes upstream.
 
 use super::records::{self, Record, TYPE_OPT, TYPE_SOA};
-use super::wire::{question, Header, Question, HEADER_LEN, OPCODE_QUERY};
+use super::wire::{
+    question, Header, Question, AA, AD, CD, HEADER_LEN, OPCODE_QUERY, RCODE_NXDOMAIN, RD, TC,
+};
 use std::collections::{BTreeMap, HashMap};
 
 pub const DEFAULT_ENTRIES: usize = 10_000;
@@ -38,12 +40,6 @@ pub const MAX_NEGATIVE_SECS: u32 = 300;
 /// the cache's memory stays within about `entries` KiB.
 const MAX_REPLY: usize = 4096;
 const BYTES_PER_ENTRY: usize = 1024;
-const RCODE_NXDOMAIN: u8 = 3;
-const RD: u16 = 0x0100;
-const AA: u16 = 0x0400;
-const TC: u16 = 0x0200;
-const AD: u16 = 0x0020;
-const CD: u16 = 0x0010;
 const EDNS_DO: u32 = 0x8000;
 /// A client without EDNS takes 512 bytes over UDP (RFC 1035 4.2.1).
 const PLAIN_UDP: usize = 512;

@@ -1,7 +1,6 @@
 //! The little of DNS's wire format a forwarder reads (RFC 1035 4.1): the
-//! header and the one question. Everything after the question (answers,
-//! EDNS options) passes through untouched, so there is nothing else to
-//! parse and nothing else to get wrong.
+//! header and the one question. What follows the question is walked only
+//! by the cache (records.rs), to find and age TTLs.
 
 pub const HEADER_LEN: usize = 12;
 /// RFC 1035 2.3.4: a name is at most 255 bytes on the wire.
@@ -9,13 +8,19 @@ const MAX_NAME: usize = 255;
 
 pub const RCODE_FORMERR: u8 = 1;
 pub const RCODE_SERVFAIL: u8 = 2;
+pub const RCODE_NXDOMAIN: u8 = 3;
 pub const RCODE_NOTIMP: u8 = 4;
 pub const RCODE_REFUSED: u8 = 5;
 pub const OPCODE_QUERY: u8 = 0;
 
+// Header flags (RFC 1035 4.1.1; AD and CD: RFC 4035 3.2).
 const QR: u16 = 0x8000;
-const RD: u16 = 0x0100;
+pub const AA: u16 = 0x0400;
+pub const TC: u16 = 0x0200;
+pub const RD: u16 = 0x0100;
 const RA: u16 = 0x0080;
+pub const AD: u16 = 0x0020;
+pub const CD: u16 = 0x0010;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Header {
