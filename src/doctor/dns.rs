@@ -34,13 +34,12 @@ pub enum Target {
 }
 
 /// One query to send: to `server`:53 from `src` (None: the kernel's
-/// choice), through `device` only when given.
+/// choice: for a forwarder, its own LAN address).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ask {
     pub lan: String,
     pub target: Target,
     pub src: Option<Ipv4Addr>,
-    pub device: Option<String>,
     pub server: Ipv4Addr,
 }
 
@@ -76,7 +75,6 @@ pub fn plan(m: &Model) -> Vec<Ask> {
             lan: l.name.clone(),
             target: Target::Forwarder,
             src: None,
-            device: Some(l.interface.clone()),
             server: d.listen,
         });
         for s in &d.servers {
@@ -84,7 +82,6 @@ pub fn plan(m: &Model) -> Vec<Ask> {
                 lan: l.name.clone(),
                 target: Target::Upstream,
                 src: d.source,
-                device: None,
                 server: *s,
             });
         }
@@ -124,10 +121,10 @@ impl Answer {
 
 impl DnsProbe {
     fn evidence(&self) -> String {
-        let from = match (&self.ask.src, &self.ask.device) {
+        let from = match (&self.ask.src, self.ask.target) {
             (Some(s), _) => s.to_string(),
-            (None, Some(d)) => format!("the router (on {d})"),
-            (None, None) => "the router (its own source)".into(),
+            (None, Target::Forwarder) => "the router".into(),
+            (None, Target::Upstream) => "the router (its own source)".into(),
         };
         let what = match self.ask.target {
             Target::Forwarder => "opcode STATUS query (the forwarder answers it itself)".into(),
@@ -260,6 +257,11 @@ fn upstreams(m: &Model, f: &Facts, l: &Lan, probes: Vec<&DnsProbe>) -> Vec<Findi
                 )
             } else if matches!(p.answer, Answer::Reply { .. }) {
                 format!("{s} answers but cannot resolve (its own upstreams fail): fix it or use another resolver ({servers_at})")
+            } else if p.answer == Answer::NoListener {
+                format!(
+                    "{s} is reached but runs no DNS server (ICMP port unreachable came back): \
+                     start its resolver, or correct the address ({servers_at})"
+                )
             } else if tunnel.is_some() {
                 format!(
                     "{s} is unreachable from the exit: check that it is the exit's resolver \

@@ -1,5 +1,5 @@
 //! The dns check's queries as datagrams: one connected UDP socket per
-//! query, from the chosen source (and device), three tries within the
+//! query, from the chosen source address, three tries within the
 //! timeout. A connected socket hears an ICMP error as the next recv's
 //! error. All of a run's queries go out at once (a thread each), so the
 //! check costs one timeout at most.
@@ -7,7 +7,6 @@
 use super::dns::{Answer, Ask, DnsProbe, Target, QUERY_NAME};
 use super::dns::{FORWARDER_TIMEOUT_MS, UPSTREAM_TIMEOUT_MS};
 use crate::dns::wire::{self, Header};
-use nix::sys::socket::{self, SockType};
 use std::io::ErrorKind;
 use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
 use std::time::{Duration, Instant};
@@ -42,21 +41,14 @@ fn random_id() -> u16 {
     u16::from_be_bytes(b)
 }
 
+/// Not bound to a device, even for a forwarder: a datagram to one of the
+/// router's own addresses is delivered as arriving on that address's device
+/// (the forwarder's socket is bound to it), but the ICMP port unreachable
+/// that answers it arrives on `lo`, where a socket bound to the LAN's device
+/// would not hear it.
 fn socket(ask: &Ask) -> Result<UdpSocket, String> {
     let src = SocketAddrV4::new(ask.src.unwrap_or(Ipv4Addr::UNSPECIFIED), 0);
-    match &ask.device {
-        // Bound to the LAN's device, as a client's query arrives there.
-        Some(dev) => {
-            let fd = crate::sock::on_device(SockType::Datagram, dev)?;
-            socket::bind(
-                std::os::fd::AsRawFd::as_raw_fd(&fd),
-                &socket::SockaddrIn::from(src),
-            )
-            .map_err(|e| format!("bind {src}: {e}"))?;
-            Ok(UdpSocket::from(fd))
-        }
-        None => UdpSocket::bind(src).map_err(|e| format!("bind {src}: {e}")),
-    }
+    UdpSocket::bind(src).map_err(|e| format!("bind {src}: {e}"))
 }
 
 pub fn query(ask: &Ask) -> Answer {
