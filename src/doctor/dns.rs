@@ -16,7 +16,9 @@
 //!   a forwarding-only resolver.
 
 use super::{Facts, Finding, Severity, HANDSHAKE_STALE_SECS};
-use crate::dns::wire::{RCODE_NXDOMAIN, RCODE_REFUSED, RCODE_SERVFAIL};
+use crate::dns::wire::{
+    RCODE_FORMERR, RCODE_NOTIMP, RCODE_NXDOMAIN, RCODE_REFUSED, RCODE_SERVFAIL,
+};
 use crate::model::{Lan, LanRoute, Model};
 use std::net::Ipv4Addr;
 
@@ -92,10 +94,10 @@ pub fn plan(m: &Model) -> Vec<Ask> {
 fn rcode_name(rcode: u8) -> String {
     match rcode {
         0 => "NOERROR".into(),
-        1 => "FORMERR".into(),
+        RCODE_FORMERR => "FORMERR".into(),
         RCODE_SERVFAIL => "SERVFAIL".into(),
         RCODE_NXDOMAIN => "NXDOMAIN".into(),
-        4 => "NOTIMP".into(),
+        RCODE_NOTIMP => "NOTIMP".into(),
         RCODE_REFUSED => "REFUSED".into(),
         n => format!("rcode {n}"),
     }
