@@ -18,6 +18,7 @@ pub fn run(m: &Model, f: &Facts) -> Vec<Finding> {
     out.extend(route_back(m, f));
     out.extend(overlaps(m, f));
     out.extend(kill_switch(m, f));
+    out.extend(super::dns::check(m, f));
     out
 }
 

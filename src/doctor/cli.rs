@@ -12,10 +12,11 @@ use std::time::Duration;
 
 pub const USAGE: &str = "\
   doctor CONFIG     read-only checks (forwarding, rp_filter, MTU/MSS,
-                    handshakes, route back, allowed IPs, kill switch), each
-                    finding with its evidence and fix; exit 1 with findings
-                    (--json; --watch MS: rp_filter counter window, default
-                    1000; --no-probe: no route-back probes)
+                    handshakes, route back, allowed IPs, kill switch, LAN
+                    DNS), each finding with its evidence and fix; exit 1
+                    with findings (--json; --watch MS: rp_filter counter
+                    window, default 1000; --no-probe: no route-back probes
+                    and no DNS queries)
   trace ADDR --from LAN CONFIG
                     the routing decision for a packet from LAN (a host in
                     it, or --src ADDR) to ADDR: rule -> table -> route ->
@@ -117,13 +118,14 @@ fn render(findings: &[Finding], f: &super::Facts) -> String {
         .filter(|x| x.severity == Severity::Error)
         .count();
     out.push_str(&format!(
-        "doctor: {} finding(s) ({errors} error(s)); read {} links, {} rules, {} routes, {} WireGuard device(s), {} probe(s)\n",
+        "doctor: {} finding(s) ({errors} error(s)); read {} links, {} rules, {} routes, {} WireGuard device(s), {} probe(s), {} DNS query(ies)\n",
         findings.len(),
         f.kernel.links.len(),
         f.kernel.rules.len(),
         f.kernel.routes.len(),
         f.wireguard.len(),
-        f.probes.len()
+        f.probes.len(),
+        f.dns.len()
     ));
     out
 }

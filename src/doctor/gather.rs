@@ -66,6 +66,7 @@ pub async fn facts(m: &Model, opts: &Options) -> Result<Facts, String> {
     f.nft = nftables::listing(crate::desired::NFT_TABLE)?;
     if opts.probes {
         f.probes = probes(m, &f);
+        f.dns = super::dns_probe::run(super::dns::plan(m));
     }
     // The counter's second reading: at least `watch` after the first.
     if let Some(first) = first {

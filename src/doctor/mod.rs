@@ -7,6 +7,8 @@
 
 pub mod checks;
 pub mod cli;
+pub mod dns;
+pub mod dns_probe;
 pub mod gather;
 pub mod nft;
 pub mod probe;
@@ -94,6 +96,8 @@ pub struct Facts {
     /// Portal's nft table, normalized dump (None: absent).
     pub nft: Option<String>,
     pub probes: Vec<Probe>,
+    /// The dns check's queries and what they got.
+    pub dns: Vec<dns::DnsProbe>,
 }
 
 impl Facts {
@@ -123,5 +127,7 @@ impl fmt::Display for Finding {
     }
 }
 
+#[cfg(test)]
+mod dns_tests;
 #[cfg(test)]
 mod tests;
