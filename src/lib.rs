@@ -23,6 +23,7 @@ pub mod peer_cli;
 pub mod peers;
 pub mod privileges;
 pub mod qr;
+pub mod random;
 pub mod resolve;
 pub mod ruleset;
 pub mod sock;

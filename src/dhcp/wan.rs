@@ -91,17 +91,6 @@ pub fn remembered_valid(state_dir: &Path) -> Option<WanLease> {
     unexpired(remembered(state_dir))
 }
 
-fn random_xid() -> u32 {
-    let mut b = [0u8; 4];
-    if std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut b))
-        .is_err()
-    {
-        return (now_ms() as u32) ^ std::process::id().rotate_left(16);
-    }
-    u32::from_ne_bytes(b)
-}
-
 fn sys(interface: &str, what: &str) -> Option<String> {
     std::fs::read_to_string(format!("/sys/class/net/{interface}/{what}"))
         .ok()
@@ -229,7 +218,7 @@ fn run(
         tx,
         lease_path: &lease_path,
     };
-    io.act(client.step(&id, Event::Start, now_ms(), random_xid()));
+    io.act(client.step(&id, Event::Start, now_ms(), crate::random::u32()));
     let mut buf = [0u8; 2048];
     while !stop.load(Ordering::Relaxed) {
         let wait = client.next_at.saturating_sub(now_ms()).clamp(1, 1000);
@@ -259,7 +248,12 @@ fn run(
             if n > 0 {
                 if let Some((_, 67, 68, payload)) = udp_in_ipv4(&buf[..n as usize]) {
                     if let Ok(msg) = parse_reply(payload) {
-                        io.act(client.step(&id, Event::Packet(msg), now_ms(), random_xid()));
+                        io.act(client.step(
+                            &id,
+                            Event::Packet(msg),
+                            now_ms(),
+                            crate::random::u32(),
+                        ));
                     }
                 }
             }
@@ -272,10 +266,10 @@ fn run(
         if now_link != link {
             link = now_link;
             let ev = if link { Event::LinkUp } else { Event::LinkDown };
-            io.act(client.step(&id, ev, now_ms(), random_xid()));
+            io.act(client.step(&id, ev, now_ms(), crate::random::u32()));
         }
         if link && now_ms() >= client.next_at {
-            io.act(client.step(&id, Event::Timeout, now_ms(), random_xid()));
+            io.act(client.step(&id, Event::Timeout, now_ms(), crate::random::u32()));
         }
     }
     Ok(())

@@ -167,13 +167,7 @@ impl Ids {
 
     fn next(&mut self) -> u16 {
         if self.at >= self.buf.len() {
-            // SAFETY: writes at most buf.len() bytes into buf.
-            let n = unsafe { libc::getrandom(self.buf.as_mut_ptr().cast(), self.buf.len(), 0) };
-            if n != self.buf.len() as isize {
-                // Never seen on Linux ≥ 3.17 for 256 bytes; stay unpredictable-ish.
-                let t = crate::clock::unix_ms() as u16;
-                self.buf.iter_mut().for_each(|b| *b ^= t as u8);
-            }
+            crate::random::fill(&mut self.buf);
             self.at = 0;
         }
         self.at += 2;

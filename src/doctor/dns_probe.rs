@@ -31,16 +31,6 @@ pub fn run(asks: Vec<Ask>) -> Vec<DnsProbe> {
     })
 }
 
-fn random_id() -> u16 {
-    let mut b = [0u8; 2];
-    // SAFETY: writes at most 2 bytes into b.
-    let n = unsafe { libc::getrandom(b.as_mut_ptr().cast(), 2, 0) };
-    if n != 2 {
-        return crate::clock::unix_ms() as u16;
-    }
-    u16::from_be_bytes(b)
-}
-
 /// Not bound to a device, even for a forwarder: a datagram to one of the
 /// router's own addresses is delivered as arriving on that address's device
 /// (the forwarder's socket is bound to it), but the ICMP port unreachable
@@ -57,7 +47,7 @@ pub fn query(ask: &Ask) -> Answer {
 
 /// `query` to another port than 53 (tests).
 pub fn query_port(ask: &Ask, port: u16) -> Answer {
-    let id = random_id();
+    let id = crate::random::u16();
     let mut msg = wire::query(id, QUERY_NAME, TYPE_A);
     let timeout = Duration::from_millis(match ask.target {
         Target::Forwarder => {
