@@ -59,6 +59,20 @@ struct Spec {
     cache: usize,
 }
 
+/// For `Spec::exit`: the public keys of the peers with an endpoint of the
+/// portal `l` goes through (none for a direct LAN).
+fn exit_keys(m: &Model, l: &crate::model::Lan) -> Vec<String> {
+    let crate::model::LanRoute::Portal(p) = &l.route else {
+        return Vec::new();
+    };
+    let peers = m.portal(p).map(|p| p.peers.as_slice()).unwrap_or_default();
+    peers
+        .iter()
+        .filter(|x| x.endpoint.is_some())
+        .map(|x| x.public_key.clone())
+        .collect()
+}
+
 /// The running forwarders, kept equal to the model by `sync`.
 #[derive(Default)]
 pub struct Servers(WorkerSet<Spec>, DnsView);
@@ -90,16 +104,7 @@ impl Servers {
                     listen: d.listen,
                     upstreams,
                     source: d.source,
-                    exit: match &l.route {
-                        crate::model::LanRoute::Portal(p) => m
-                            .portal(p)
-                            .map(|p| {
-                                let exits = p.peers.iter().filter(|x| x.endpoint.is_some());
-                                exits.map(|x| x.public_key.clone()).collect()
-                            })
-                            .unwrap_or_default(),
-                        crate::model::LanRoute::Direct => Vec::new(),
-                    },
+                    exit: exit_keys(m, l),
                     cache: d.cache,
                 };
                 Some((l.name.clone(), spec))

@@ -22,7 +22,7 @@ pub fn run(m: &Model, f: &Facts) -> Vec<Finding> {
     out
 }
 
-fn finding(check: &'static str, severity: Severity, problem: String) -> Finding {
+pub(super) fn finding(check: &'static str, severity: Severity, problem: String) -> Finding {
     Finding {
         check,
         severity,

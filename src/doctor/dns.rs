@@ -140,14 +140,9 @@ impl DnsProbe {
     }
 }
 
+/// A finding of this check.
 fn finding(severity: Severity, problem: String) -> Finding {
-    Finding {
-        check: "dns",
-        severity,
-        problem,
-        evidence: Vec::new(),
-        fix: Vec::new(),
-    }
+    super::checks::finding("dns", severity, problem)
 }
 
 pub fn check(m: &Model, f: &Facts) -> Vec<Finding> {

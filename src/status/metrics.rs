@@ -118,55 +118,49 @@ pub fn render(s: &Status) -> String {
             );
         }
     }
-    for (name, kind, help, pick) in [
+    type Pick = fn(&super::Dns) -> u64;
+    let dns: [(&str, &str, &str, Pick); 6] = [
         (
             "portal_dns_queries_total",
             "counter",
             "Queries the LAN's DNS forwarder received.",
-            0,
+            |d| d.queries,
         ),
         (
             "portal_dns_upstream_answers_total",
             "counter",
             "Upstream answers relayed to clients.",
-            1,
+            |d| d.answered,
         ),
         (
             "portal_dns_cache_hits_total",
             "counter",
             "Queries answered from the cache.",
-            2,
+            |d| d.cache_hits,
         ),
         (
             "portal_dns_cache_misses_total",
             "counter",
             "Cacheable queries not in the cache.",
-            3,
+            |d| d.cache_misses,
         ),
         (
             "portal_dns_servfail_total",
             "counter",
             "Queries answered SERVFAIL (no upstream answered).",
-            4,
+            |d| d.servfail,
         ),
         (
             "portal_dns_cache_entries",
             "gauge",
             "Answers in the cache.",
-            5,
+            |d| d.cache_entries as u64,
         ),
-    ] {
+    ];
+    for (name, kind, help, pick) in dns {
         family(&mut o, name, kind, help);
         for d in &s.dns {
-            let v = [
-                d.queries,
-                d.answered,
-                d.cache_hits,
-                d.cache_misses,
-                d.servfail,
-                d.cache_entries as u64,
-            ][pick];
-            let _ = writeln!(o, "{name}{{lan=\"{}\"}} {v}", label(&d.lan));
+            let _ = writeln!(o, "{name}{{lan=\"{}\"}} {}", label(&d.lan), pick(d));
         }
     }
     let c = &s.counters;
