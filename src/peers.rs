@@ -172,7 +172,7 @@ fn unknown_peer_address(p: &Portal) -> Option<String> {
 fn chosen_address(p: &Portal, m: &Model, ip: IpAddr) -> Result<Cidr, String> {
     let net = tunnel_network(p)
         .ok_or_else(|| format!("portal `{}` has no IPv4 tunnel network", p.name))?;
-    let host = Cidr::new(ip, 32).ok_or_else(|| format!("--address {ip}: not an IPv4 address"))?;
+    // The network is IPv4: an IPv6 address is not in it.
     if !net.contains(&ip) {
         return Err(format!(
             "--address {ip}: not in portal `{}`'s tunnel network {net}",
@@ -189,7 +189,7 @@ fn chosen_address(p: &Portal, m: &Model, ip: IpAddr) -> Result<Cidr, String> {
             "--address {ip}: already a tunnel address or a peer's allowed IP"
         ));
     }
-    Ok(host)
+    Cidr::new(ip, 32).ok_or_else(|| format!("--address {ip}: not an IPv4 address"))
 }
 
 /// True when a portal has `ip` as its tunnel address, or a peer's allowed

@@ -226,6 +226,7 @@ fn refuses_to_guess_beside_a_peer_whose_address_is_unknown() {
             "10.78.0.20",
             "not in portal `roam`'s tunnel network 10.77.0.0/24",
         ),
+        ("fd00::20", "not in portal `roam`'s tunnel network"),
         ("10.77.0.255", "the network or broadcast address"),
         ("10.77.0.1", "already a tunnel address"),
     ] {
