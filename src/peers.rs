@@ -102,31 +102,25 @@ pub fn add(text: &str, m: &Model, portal_public_key: &str, d: &NewDevice) -> Res
                 p.name
             ));
         }
-        vec!["0.0.0.0/0".to_string()]
+        vec![Cidr::default_for(false)]
     } else {
-        let mut nets: Vec<String> = m
+        let mut nets: Vec<Cidr> = m
             .lans
             .iter()
             .filter(|l| clients.lans.contains(&l.name))
-            .map(|l| l.address.network().to_string())
+            .map(|l| l.address.network())
             .collect();
-        nets.extend(tunnel_network(p).map(|n| n.to_string()));
+        nets.extend(tunnel_network(p));
         nets
     };
-    let dns: Vec<String> = if p.dns.is_empty() {
-        // The LANs' own DNS servers, if the devices may reach a LAN that has some.
-        let mut dns = Vec::new();
-        for l in m.lans.iter().filter(|l| clients.lans.contains(&l.name)) {
-            for s in l.dhcp.iter().flat_map(|d| d.dns.iter()) {
-                if !dns.contains(&s.to_string()) {
-                    dns.push(s.to_string());
-                }
-            }
-        }
-        dns
-    } else {
-        p.dns.iter().map(|a| a.to_string()).collect()
-    };
+    let dns = device_dns(p, m, &clients.lans, &allowed_ips);
+    if dns.is_empty() && p.dns.is_empty() {
+        notes.push(format!(
+            "no DNS line: portal `{}` has no `dns`, and no LAN resolver is reachable through the \
+             tunnel; the device keeps its own resolver (set portals.{}.dns to give it one)",
+            p.name, p.name
+        ));
+    }
     let device = WgQuick {
         private_key: Some(d.private_key.to_string()),
         addresses: vec![address.to_string()],
@@ -134,7 +128,7 @@ pub fn add(text: &str, m: &Model, portal_public_key: &str, d: &NewDevice) -> Res
         dns,
         peers: vec![wgquick::Peer {
             public_key: portal_public_key.to_string(),
-            allowed_ips,
+            allowed_ips: allowed_ips.iter().map(Cidr::to_string).collect(),
             endpoint: Some(clients.endpoint.to_string()),
             persistent_keepalive: Some(KEEPALIVE),
             ..Default::default()
@@ -147,6 +141,30 @@ pub fn add(text: &str, m: &Model, portal_public_key: &str, d: &NewDevice) -> Res
         address,
         notes,
     })
+}
+
+/// The `DNS =` of a new device: the portal's `dns` (resolvers reached
+/// through its tunnel) when it has some; else the DHCP resolvers of the LANs
+/// the device may reach, but only those its `allowed` IPs send into the
+/// tunnel (a WAN resolver outside them would take the device's queries past
+/// the tunnel: a DNS leak) and not a LAN's own forwarder, which answers on
+/// its LAN only. Empty: no DNS line, the device keeps its resolver.
+fn device_dns(p: &Portal, m: &Model, lans: &[String], allowed: &[Cidr]) -> Vec<String> {
+    if !p.dns.is_empty() {
+        return p.dns.iter().map(IpAddr::to_string).collect();
+    }
+    let mut dns: Vec<String> = Vec::new();
+    for l in m.lans.iter().filter(|l| lans.contains(&l.name)) {
+        let forwarder = l.dns.as_ref().map(|d| IpAddr::V4(d.listen));
+        for s in l.dhcp.iter().flat_map(|d| d.dns.iter()) {
+            let ip = IpAddr::V4(*s);
+            let through_tunnel = allowed.iter().any(|a| a.contains(&ip));
+            if through_tunnel && Some(ip) != forwarder && !dns.contains(&ip.to_string()) {
+                dns.push(ip.to_string());
+            }
+        }
+    }
+    dns
 }
 
 /// A peer of `p` whose allowed IPs cover the whole tunnel network (say

@@ -95,6 +95,43 @@ fn portal_dns_wins_over_the_lans() {
     assert_eq!(a.device.dns, ["9.9.9.9", "2620:fe::fe"]);
 }
 
+/// Regression: with no portal `dns`, a LAN handing out the WAN's resolver
+/// gave the device `DNS = <WAN resolver>`, outside its AllowedIPs: its
+/// queries went past the tunnel. Such a resolver is left out now, as is a
+/// LAN's forwarder (it answers on its LAN only).
+#[test]
+fn no_dns_line_for_resolvers_the_tunnel_does_not_carry() {
+    let wan_dns = r#""gateway": "203.0.113.1", "dns": ["198.51.100.53"] }"#;
+    let text = site("")
+        .replace(r#""gateway": "203.0.113.1" }"#, wan_dns)
+        .replace(r#""dhcp": { "dns": ["192.168.10.1"] }"#, r#""dhcp": {}"#);
+    let m = model(&text);
+    let home = |m: &Model| m.lans.iter().find(|l| l.name == "home").unwrap().clone();
+    let dhcp = home(&m).dhcp.unwrap();
+    assert_eq!(
+        dhcp.dns,
+        [Ipv4Addr::new(198, 51, 100, 53)],
+        "home hands out the WAN's resolver"
+    );
+    let a = add(&text, &m, &key(5), &device("phone", false)).unwrap();
+    assert!(a.device.dns.is_empty(), "{:?}", a.device.dns);
+    assert!(!wgquick::print(&a.device).contains("DNS ="));
+    assert!(
+        a.notes.iter().any(|n| n.contains("no DNS line")),
+        "{:?}",
+        a.notes
+    );
+    // All traffic: the WAN resolver is inside 0.0.0.0/0, so asked through the tunnel.
+    let b = add(&text, &m, &key(5), &device("laptop", true)).unwrap();
+    assert_eq!(b.device.dns, ["198.51.100.53"]);
+    // A LAN forwarder listens on its LAN only: no use to a device.
+    let fwd = text.replace(r#""dhcp": {}"#, r#""dhcp": {}, "dns": {}"#);
+    let m = model(&fwd);
+    assert!(home(&m).dns.is_some());
+    let c = add(&fwd, &m, &key(5), &device("tablet", true)).unwrap();
+    assert!(c.device.dns.is_empty(), "{:?}", c.device.dns);
+}
+
 #[test]
 fn refuses_duplicates_and_portals_without_clients() {
     let text = site("");
