@@ -22,6 +22,10 @@ pub struct Observed {
     pub addresses: Vec<ObservedAddress>,
     /// Routes and rules marked with PROTO (Portal's own).
     pub routes: Vec<Route>,
+    /// The main table's other routes (the host's own, e.g. its default
+    /// route): one equal to a desired route is adopted, one in its slot is
+    /// replaced; neither is ever deleted.
+    pub main_others: Vec<Route>,
     pub rules: Vec<Rule>,
     pub wireguard: BTreeMap<String, ObservedWg>,
     pub sysctls: BTreeMap<String, String>,
@@ -102,6 +106,9 @@ pub enum Change {
     AddrAdd(Address),
     AddrDel(Address),
     RouteAdd(Route),
+    /// A route that takes the slot (table, destination, metric) of another
+    /// owner's route: `ip route replace`.
+    RouteReplace(Route),
     RouteDel(Route),
     RuleAdd(Rule),
     RuleDel(Rule),
@@ -179,7 +186,13 @@ pub fn diff(d: &Desired, o: &Observed, userspace: Option<bool>) -> Vec<Change> {
         }
     }
     for r in normal {
-        if !have.contains(r) {
+        if have.contains(r) || o.main_others.contains(r) {
+            continue;
+        }
+        let same_slot = |x: &&Route| x.table == r.table && x.dst == r.dst && x.metric == r.metric;
+        if o.main_others.iter().any(|x| same_slot(&x)) {
+            out.push(Change::RouteReplace(r.clone()));
+        } else {
             out.push(Change::RouteAdd(r.clone()));
         }
     }
@@ -401,6 +414,9 @@ impl fmt::Display for Change {
             Change::AddrAdd(a) => write!(f, "ip address add {} dev {}  # marked proto {PROTO}", a.cidr, a.dev),
             Change::AddrDel(a) => write!(f, "ip address del {} dev {}", a.cidr, a.dev),
             Change::RouteAdd(r) => write!(f, "ip route add {} proto {PROTO}", route_spec(r)),
+            Change::RouteReplace(r) => {
+                write!(f, "ip route replace {} proto {PROTO}", route_spec(r))
+            }
             Change::RouteDel(r) => write!(f, "ip route del {}", route_spec(r)),
             Change::RuleAdd(r) => write!(f, "ip rule add {} protocol {PROTO}", rule_spec(r)),
             Change::RuleDel(r) => write!(f, "ip rule del {}", rule_spec(r)),

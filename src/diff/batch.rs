@@ -17,6 +17,9 @@ const SHOWN: usize = 3;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RouteOp {
     Add,
+    /// Add, or take the place of another owner's route in the same slot
+    /// (table, destination, metric).
+    Replace,
     Del,
 }
 
@@ -30,6 +33,7 @@ impl RouteBatch {
     pub fn command(&self, r: &Route) -> String {
         match self.op {
             RouteOp::Add => format!("ip route add {} proto {PROTO}", route_spec(r)),
+            RouteOp::Replace => format!("ip route replace {} proto {PROTO}", route_spec(r)),
             RouteOp::Del => format!("ip route del {}", route_spec(r)),
         }
     }
@@ -41,6 +45,7 @@ impl fmt::Display for RouteBatch {
         let tables: Vec<String> = tables.iter().map(|t| super::table_name(*t)).collect();
         let verb = match self.op {
             RouteOp::Add => "add",
+            RouteOp::Replace => "replace",
             RouteOp::Del => "delete",
         };
         // A comment, not commands: running the plan must not half-apply it.
@@ -73,6 +78,7 @@ pub fn group(changes: Vec<Change>) -> Vec<Change> {
             } else {
                 out.extend(b.routes.into_iter().map(|r| match b.op {
                     RouteOp::Add => Change::RouteAdd(r),
+                    RouteOp::Replace => Change::RouteReplace(r),
                     RouteOp::Del => Change::RouteDel(r),
                 }));
             }
@@ -81,6 +87,7 @@ pub fn group(changes: Vec<Change>) -> Vec<Change> {
     for c in changes {
         let (op, r) = match c {
             Change::RouteAdd(r) => (RouteOp::Add, r),
+            Change::RouteReplace(r) => (RouteOp::Replace, r),
             Change::RouteDel(r) => (RouteOp::Del, r),
             other => {
                 flush(&mut run, &mut out);

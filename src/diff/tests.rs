@@ -312,3 +312,39 @@ fn a_preshared_key_is_written_once_by_file_name_and_compared_by_fingerprint() {
         None
     );
 }
+
+/// Regression: `portal apply` on a host that already had its default route
+/// (a Debian box, a UDM) failed with "File exists". An equal route is
+/// adopted (no change, and `down` leaves it); another owner's route in the
+/// same slot is replaced.
+#[test]
+fn the_hosts_own_main_table_route_is_adopted_or_replaced() {
+    let (d, _) = site();
+    let wan_default = d
+        .routes
+        .iter()
+        .find(|r| r.table == MAIN_TABLE && r.dst.is_default())
+        .cloned()
+        .unwrap();
+    let mut o = applied(&d);
+    o.routes.retain(|r| *r != wan_default);
+    o.main_others = vec![wan_default.clone()];
+    assert!(diff(&d, &o, None).is_empty());
+    assert!(teardown(&o, &[])
+        .iter()
+        .all(|c| !matches!(c, Change::RouteDel(r) if *r == wan_default)));
+    let elsewhere = Route {
+        kind: RouteKind::Via("203.0.113.254".parse().unwrap(), "eth0".into()),
+        ..wan_default.clone()
+    };
+    o.main_others = vec![elsewhere];
+    let changes = diff(&d, &o, None);
+    assert_eq!(changes, [Change::RouteReplace(wan_default.clone())]);
+    assert_eq!(
+        changes[0].to_string(),
+        "ip route replace default via 203.0.113.1 dev eth0 proto 52"
+    );
+    // Another metric is another slot: added beside it.
+    o.main_others[0].metric = 100;
+    assert_eq!(diff(&d, &o, None), [Change::RouteAdd(wan_default)]);
+}

@@ -224,9 +224,10 @@ impl Kernel {
                 w.outcome(b.routes.len())
             }
             // One route is a batch of one: a single route encoder.
-            Change::RouteAdd(r) | Change::RouteDel(r) => {
+            Change::RouteAdd(r) | Change::RouteReplace(r) | Change::RouteDel(r) => {
                 let op = match c {
                     Change::RouteAdd(_) => RouteOp::Add,
+                    Change::RouteReplace(_) => RouteOp::Replace,
                     _ => RouteOp::Del,
                 };
                 let b = RouteBatch {

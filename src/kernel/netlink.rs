@@ -77,6 +77,7 @@ impl Netlink {
         // Split lists make 100,000 routes: a dump filtered by the kernel
         // and decoded directly (kernel/routes.rs).
         o.routes = super::routes::dump(&dev)?;
+        o.main_others = super::routes::dump_main_others(&dev)?;
 
         let rules = self.rules_v4().await?;
         o.rules = rules.iter().filter_map(rule_from).collect();

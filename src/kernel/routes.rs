@@ -23,7 +23,9 @@ use std::time::{Duration, Instant};
 const RTM_NEWROUTE: u16 = 24;
 const RTM_GETROUTE: u16 = 26;
 const RTM_DELROUTE: u16 = 25;
+const NLM_F_REPLACE: u16 = 0x100;
 const NLM_F_EXCL: u16 = 0x200;
+const RT_TABLE_MAIN: u8 = 254;
 const RTA_DST: u16 = 1;
 const RTA_OIF: u16 = 4;
 const RTA_GATEWAY: u16 = 5;
@@ -62,6 +64,7 @@ impl Written {
     pub fn summary(&self, b: &RouteBatch) -> String {
         let verb = match b.op {
             RouteOp::Add => "added",
+            RouteOp::Replace => "replaced",
             RouteOp::Del => "deleted",
         };
         format!(
@@ -108,6 +111,10 @@ pub fn encode(
         RouteOp::Add => (
             RTM_NEWROUTE,
             NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL,
+        ),
+        RouteOp::Replace => (
+            RTM_NEWROUTE,
+            NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE,
         ),
         RouteOp::Del => (RTM_DELROUTE, NLM_F_REQUEST | NLM_F_ACK),
     };
@@ -240,6 +247,19 @@ pub fn write(b: &RouteBatch) -> Result<Written, String> {
 /// protocol (strict dump checking), so other routes are not even sent; the
 /// messages are decoded here, without building a generic message per route.
 pub fn dump(dev: &dyn Fn(u32) -> String) -> Result<Vec<Route>, String> {
+    dump_where(0, PROTO, dev)
+}
+
+/// The main table's IPv4 routes that are not Portal's, of the kinds Portal
+/// writes: a route the host already has (its distribution's or UniFi's
+/// default route) is adopted or replaced by the diff, never re-added.
+pub fn dump_main_others(dev: &dyn Fn(u32) -> String) -> Result<Vec<Route>, String> {
+    dump_where(RT_TABLE_MAIN, 0, dev)
+}
+
+/// Routes of `table` (0: all) and protocol `proto` (0: any other than
+/// Portal's; PROTO: Portal's only).
+fn dump_where(table: u8, proto: u8, dev: &dyn Fn(u32) -> String) -> Result<Vec<Route>, String> {
     let (nl, _) = open()?;
     // Without strict checking the kernel ignores the protocol filter and
     // sends every route: `decode` filters again.
@@ -252,7 +272,7 @@ pub fn dump(dev: &dyn Fn(u32) -> String) -> Result<Vec<Route>, String> {
         req.extend_from_slice(&(NLM_F_REQUEST | NLM_F_DUMP).to_ne_bytes());
         req.extend_from_slice(&1u32.to_ne_bytes());
         req.extend_from_slice(&0u32.to_ne_bytes());
-        req.extend_from_slice(&[libc::AF_INET as u8, 0, 0, 0, 0, PROTO, 0, 0]);
+        req.extend_from_slice(&[libc::AF_INET as u8, 0, 0, 0, table, proto, 0, 0]);
         req.extend_from_slice(&0u32.to_ne_bytes());
         nl.send(&req)?;
         let mut out = Vec::new();
@@ -270,7 +290,7 @@ pub fn dump(dev: &dyn Fn(u32) -> String) -> Result<Vec<Route>, String> {
                             nl.error("listing routes", Errno::from_raw(ack_errno(m.payload)))
                         )
                     }
-                    RTM_NEWROUTE => out.extend(decode(m.payload, dev)),
+                    RTM_NEWROUTE => out.extend(decode_where(m.payload, proto, dev)),
                     _ => {}
                 }
             }
@@ -282,9 +302,19 @@ pub fn dump(dev: &dyn Fn(u32) -> String) -> Result<Vec<Route>, String> {
 /// One RTM_NEWROUTE payload -> a Portal route, if it is one of ours and of
 /// a kind Portal writes.
 pub fn decode(p: &[u8], dev: &dyn Fn(u32) -> String) -> Option<Route> {
+    decode_where(p, PROTO, dev)
+}
+
+/// [`decode`] of a route of protocol `want`; 0: of any protocol but PROTO.
+fn decode_where(p: &[u8], want: u8, dev: &dyn Fn(u32) -> String) -> Option<Route> {
     let h = p.get(..12)?;
     let (family, dst_len, table8, proto, rtype) = (h[0], h[1], h[4], h[5], h[7]);
-    if family != libc::AF_INET as u8 || proto != PROTO {
+    let wanted = if want == 0 {
+        proto != PROTO
+    } else {
+        proto == want
+    };
+    if family != libc::AF_INET as u8 || !wanted {
         return None;
     }
     let mut table = u32::from(table8);
