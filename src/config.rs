@@ -281,16 +281,80 @@ fn yes() -> bool {
 }
 
 /// Parses JSON text, naming the path of a value of the wrong type or an
-/// unknown field ("portals.paris.listen_port: invalid type ...").
+/// unknown field ("portals.paris.listen_port: expected a port 1..65535,
+/// found string \"51820\" (line 29, column 28)").
 pub fn parse(text: &str) -> Result<Config, String> {
     let de = &mut serde_json::Deserializer::from_str(text);
     serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
-        let inner = e.into_inner();
-        if path == "." {
-            format!("config: {inner}")
-        } else {
-            format!("{path}: {inner}")
-        }
+        describe(&path, e.inner())
     })
+}
+
+/// A parse error in the config's words, not Rust's: the JSON path (without
+/// the `?` of a syntax error's unknown position), what was expected in
+/// plain terms, and the line and column.
+fn describe(path: &str, e: &serde_json::Error) -> String {
+    use serde_json::error::Category;
+    let at = format!("line {}, column {}", e.line(), e.column());
+    // serde_json appends " at line L column C" itself.
+    let full = e.to_string();
+    let msg = full
+        .rfind(" at line ")
+        .map_or(full.as_str(), |i| &full[..i]);
+    let known: Vec<&str> = path
+        .split('.')
+        .filter(|s| !s.is_empty() && *s != "?")
+        .collect();
+    let known = known.join(".").replace(".[", "[");
+    match e.classify() {
+        Category::Syntax | Category::Eof | Category::Io => {
+            let msg = msg.replace("EOF while parsing", "the file ends inside");
+            let inside = if known.is_empty() {
+                String::new()
+            } else {
+                format!(", inside {known}")
+            };
+            format!("config: not valid JSON ({at}{inside}): {msg}")
+        }
+        Category::Data => {
+            let last = known.rsplit(['.', '[']).next().unwrap_or("");
+            let msg = plain_expectation(msg, last.ends_with("port"));
+            if known.is_empty() {
+                format!("config: {msg} ({at})")
+            } else {
+                format!("{known}: {msg} ({at})")
+            }
+        }
+    }
+}
+
+/// "invalid type: string \"x\", expected u16" -> "expected a whole number
+/// 0..65535, found string \"x\"": serde's type names said in plain words.
+fn plain_expectation(msg: &str, is_port: bool) -> String {
+    let split = ["invalid type: ", "invalid value: "]
+        .iter()
+        .find_map(|p| msg.strip_prefix(p))
+        .and_then(|rest| rest.rsplit_once(", expected "));
+    let Some((found, expected)) = split else {
+        return msg.to_string();
+    };
+    let expected = match expected {
+        "u16" if is_port => "a port 1..65535",
+        "u8" => "a whole number 0..255",
+        "u16" => "a whole number 0..65535",
+        "u32" => "a whole number 0..4294967295",
+        "u64" | "usize" => "a whole number 0 or more",
+        "a boolean" => "true or false",
+        "a sequence" => "a list [...]",
+        "a map" => "an object {...}",
+        s if s.starts_with("struct ") => "an object {...}",
+        s => s,
+    };
+    let found = match found {
+        "map" => "an object".to_string(),
+        "sequence" => "a list".to_string(),
+        f => f.replace('`', ""),
+    };
+    format!("expected {expected}, found {found}")
 }
