@@ -3,6 +3,7 @@
 
 pub mod agent;
 pub mod cidr;
+pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod counters;
@@ -19,7 +20,7 @@ pub mod keys;
 pub mod load;
 pub mod log;
 pub mod model;
-pub mod peer_cli;
+
 pub mod peers;
 pub mod privileges;
 pub mod qr;

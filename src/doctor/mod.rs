@@ -6,7 +6,6 @@
 //! unit-tested on made-up facts.
 
 pub mod checks;
-pub mod cli;
 pub mod dns;
 pub mod dns_probe;
 pub mod gather;

@@ -3,6 +3,8 @@
 //! in full (keys included) before it replaces the old one, atomically; the
 //! running agent sees the new file by its mtime.
 
+use super::args::{Export, Import, PeerAdd, PeerList, PeerRemove};
+use super::EXIT_USAGE;
 use crate::{import, keys, load, peers, qr, state, wgquick};
 use std::fs;
 use std::io::Write;
@@ -10,58 +12,30 @@ use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-pub const USAGE: &str = "\
-  peer add NAME --portal P [--all-traffic] [--page] [--address A] CONFIG
-                    new device key pair and address (the next free one, or
-                    A) in portal P (which has `clients`); prints the device's wg-quick .conf and its QR
-                    code (--page: also on the status page, once, 15 minutes)
-  peer list CONFIG  every peer: portal, name, allowed IPs, endpoint, public key
-  peer remove NAME [--portal P] CONFIG
-  import FILE.conf --name NAME [--key-dir DIR] CONFIG
-                    add a wg-quick config as portal NAME (keys to files in
-                    DIR, mode 0600; default: CONFIG's directory)
-  export NAME CONFIG -o FILE.conf
-                    write portal NAME as a wg-quick config (mode 0600)
-";
-
-/// The agent's default `--run-dir`.
-const DEFAULT_RUN_DIR: &str = "/run/portal";
-
-/// Handles these commands; None when `args[0]` is none of them.
-pub fn run(args: &[String]) -> Option<ExitCode> {
-    let cmd = args.first()?.as_str();
-    if !matches!(cmd, "peer" | "import" | "export") {
-        return None;
-    }
-    let r = Opts::parse(&args[1..]).and_then(|o| match (cmd, o.pos.first().map(String::as_str)) {
-        ("peer", Some("add")) => peer_add(&o),
-        ("peer", Some("list")) => peer_list(&o),
-        ("peer", Some("remove")) => peer_remove(&o),
-        ("import", _) => import_conf(&o),
-        ("export", _) => export(&o),
-        _ => Err(Failure::Usage("peer: add, list or remove".into())),
-    });
-    Some(match r {
+/// A command's outcome as its exit status: 2 for what the user must fix
+/// (usage, a config that would not validate), 1 for other failures.
+pub fn report(cmd: &str, r: Result<(), Failure>) -> ExitCode {
+    match r {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure::Usage(e)) => {
-            eprintln!("portal {cmd}: {e}\nusage:\n{USAGE}");
-            ExitCode::from(2)
+            eprintln!("portal {cmd}: {e}\nRun `portal {cmd} --help` for usage.");
+            ExitCode::from(EXIT_USAGE)
         }
         Err(Failure::Invalid(errs)) => {
             eprintln!("portal {cmd}: the new config would not be valid; nothing was changed:");
             for e in errs {
                 eprintln!("  {e}");
             }
-            ExitCode::from(2)
+            ExitCode::from(EXIT_USAGE)
         }
         Err(Failure::Other(e)) => {
             eprintln!("portal {cmd}: {e}");
             ExitCode::FAILURE
         }
-    })
+    }
 }
 
-enum Failure {
+pub enum Failure {
     Usage(String),
     Invalid(Vec<String>),
     Other(String),
@@ -76,66 +50,6 @@ impl From<String> for Failure {
 impl From<&str> for Failure {
     fn from(s: &str) -> Failure {
         Failure::Other(s.to_string())
-    }
-}
-
-#[derive(Default)]
-struct Opts {
-    pos: Vec<String>,
-    portal: Option<String>,
-    name: Option<String>,
-    key_dir: Option<PathBuf>,
-    output: Option<PathBuf>,
-    all_traffic: bool,
-    page: bool,
-    /// The device's tunnel address, instead of the next free one.
-    address: Option<std::net::IpAddr>,
-    /// Where `--page` leaves its offers: the agent's run directory.
-    run_dir: Option<PathBuf>,
-}
-
-impl Opts {
-    fn parse(args: &[String]) -> Result<Opts, Failure> {
-        let mut o = Opts::default();
-        let mut it = args.iter();
-        while let Some(a) = it.next() {
-            let mut value = || {
-                it.next()
-                    .cloned()
-                    .ok_or_else(|| Failure::Usage(format!("{a} needs a value")))
-            };
-            match a.as_str() {
-                "--portal" => o.portal = Some(value()?),
-                "--name" => o.name = Some(value()?),
-                "--key-dir" => o.key_dir = Some(value()?.into()),
-                "-o" | "--output" => o.output = Some(value()?.into()),
-                "--all-traffic" => o.all_traffic = true,
-                "--page" => o.page = true,
-                "--run-dir" => o.run_dir = Some(value()?.into()),
-                "--address" => {
-                    let v = value()?;
-                    o.address =
-                        Some(v.parse().map_err(|_| {
-                            Failure::Usage(format!("--address {v}: not an IP address"))
-                        })?)
-                }
-                "-h" | "--help" => return Err(Failure::Usage("help".into())),
-                _ if a.starts_with('-') && a.len() > 1 => {
-                    return Err(Failure::Usage(format!("unknown option {a}")))
-                }
-                _ => o.pos.push(a.clone()),
-            }
-        }
-        Ok(o)
-    }
-
-    /// The positional arguments after the sub-command word(s).
-    fn want(&self, skip: usize, names: &[&str]) -> Result<Vec<&str>, Failure> {
-        let got: Vec<&str> = self.pos.iter().skip(skip).map(String::as_str).collect();
-        if got.len() != names.len() {
-            return Err(Failure::Usage(format!("expected {}", names.join(" "))));
-        }
-        Ok(got)
     }
 }
 
@@ -159,13 +73,8 @@ fn replace_config(path: &Path, text: &str) -> Result<(), Failure> {
     Ok(())
 }
 
-fn peer_add(o: &Opts) -> Result<(), Failure> {
-    let a = o.want(1, &["NAME", "CONFIG"])?;
-    let (name, path) = (a[0], Path::new(a[1]));
-    let portal = o
-        .portal
-        .as_deref()
-        .ok_or(Failure::Usage("--portal P is required".into()))?;
+pub fn add(o: &PeerAdd) -> Result<(), Failure> {
+    let (name, path, portal) = (o.name.as_str(), o.config.as_path(), o.portal.as_str());
     let (text, m, inputs) = load_valid(path)?;
     let portal_public = inputs
         .public_keys
@@ -201,11 +110,7 @@ fn peer_add(o: &Opts) -> Result<(), Failure> {
     let mut out = std::io::stdout().lock();
     let _ = write!(out, "{conf}\n{}", qr::terminal(&code));
     if o.page {
-        let f = crate::status::peer_page::offer(
-            o.run_dir.as_deref().unwrap_or(Path::new(DEFAULT_RUN_DIR)),
-            name,
-            &conf,
-        )?;
+        let f = crate::status::peer_page::offer(&o.run_dir, name, &conf)?;
         eprintln!(
             "portal peer add: offered once on the status page at /peer/{name} for {} minutes ({})",
             crate::status::peer_page::OFFER_SECS / 60,
@@ -215,16 +120,14 @@ fn peer_add(o: &Opts) -> Result<(), Failure> {
     Ok(())
 }
 
-fn peer_list(o: &Opts) -> Result<(), Failure> {
-    let a = o.want(1, &["CONFIG"])?;
-    let (_, m, _) = load_valid(Path::new(a[0]))?;
+pub fn list(o: &PeerList) -> Result<(), Failure> {
+    let (_, m, _) = load_valid(&o.config)?;
     print!("{}", peers::list(&m));
     Ok(())
 }
 
-fn peer_remove(o: &Opts) -> Result<(), Failure> {
-    let a = o.want(1, &["NAME", "CONFIG"])?;
-    let (name, path) = (a[0], Path::new(a[1]));
+pub fn remove(o: &PeerRemove) -> Result<(), Failure> {
+    let (name, path) = (o.name.as_str(), o.config.as_path());
     let text =
         fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let (new, portal) = peers::remove(&text, name, o.portal.as_deref())?;
@@ -233,13 +136,8 @@ fn peer_remove(o: &Opts) -> Result<(), Failure> {
     Ok(())
 }
 
-fn import_conf(o: &Opts) -> Result<(), Failure> {
-    let a = o.want(0, &["FILE.conf", "CONFIG"])?;
-    let (conf_path, path) = (Path::new(a[0]), Path::new(a[1]));
-    let name = o
-        .name
-        .as_deref()
-        .ok_or(Failure::Usage("--name NAME is required".into()))?;
+pub fn import(o: &Import) -> Result<(), Failure> {
+    let (conf_path, path, name) = (o.conf.as_path(), o.config.as_path(), o.name.as_str());
     let key_dir = o.key_dir.clone().unwrap_or_else(|| match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),
@@ -307,9 +205,8 @@ fn write_secret(path: &Path, key: &str) -> Result<(), String> {
         .map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
 
-fn export(o: &Opts) -> Result<(), Failure> {
-    let a = o.want(0, &["NAME", "CONFIG"])?;
-    let (name, path) = (a[0], Path::new(a[1]));
+pub fn export(o: &Export) -> Result<(), Failure> {
+    let (name, path) = (o.name.as_str(), o.config.as_path());
     let out =
         match o.output.as_deref() {
             Some(p) if p != Path::new("-") => p,

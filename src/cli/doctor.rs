@@ -1,78 +1,32 @@
-//! The `doctor` and `trace` commands: argument parsing and output. Their
-//! options are their own, so they are parsed here rather than in main.rs.
+//! The `doctor` and `trace` commands: run them and print their findings.
 
-use super::{checks, gather, Finding, Severity};
+use super::args::{Doctor, Trace};
+use super::{load_or_report, runtime, EXIT_USAGE};
+use crate::doctor::{checks, gather, Facts, Finding, Severity};
 use crate::kernel::netlink::Netlink;
-use crate::model::Model;
 use crate::trace::{self, forward, Outcome, Packet, RouteType};
 use std::net::{IpAddr, Ipv4Addr};
-use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
-pub const USAGE: &str = "\
-  doctor CONFIG     read-only checks (forwarding, rp_filter, MTU/MSS,
-                    handshakes, route back, allowed IPs, kill switch, LAN
-                    DNS), each finding with its evidence and fix; exit 1
-                    with findings (--json; --watch MS: rp_filter counter
-                    window, default 1000; --no-probe: no route-back probes
-                    and no DNS queries)
-  trace ADDR --from LAN CONFIG
-                    the routing decision for a packet from LAN (a host in
-                    it, or --src ADDR) to ADDR: rule -> table -> route ->
-                    device and Portal's forward verdict, simulated and
-                    checked against the kernel's own answer
-";
-
 fn usage(e: &str) -> ExitCode {
     eprintln!("portal: {e}");
-    eprint!("usage: portal doctor CONFIG [--json] [--watch MS] [--no-probe]\n       portal trace ADDR --from LAN [--src ADDR] CONFIG\n");
-    ExitCode::from(2)
+    ExitCode::from(EXIT_USAGE)
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime, String> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| format!("cannot start runtime: {e}"))
+fn load(path: &std::path::Path) -> Result<crate::model::Model, ExitCode> {
+    load_or_report(path).map(|(m, _)| m)
 }
 
-fn load(path: &Path) -> Result<Model, ExitCode> {
-    crate::load::load(path).map(|(m, _)| m).map_err(|errs| {
-        eprintln!("portal: {} is not valid:", path.display());
-        for e in &errs {
-            eprintln!("  {e}");
-        }
-        ExitCode::from(2)
-    })
-}
-
-/// `portal doctor ...`; `args` after the command word.
-pub fn doctor(args: &[String]) -> ExitCode {
-    let mut json = false;
-    let mut opts = gather::Options {
-        watch: Duration::from_millis(1000),
-        probes: true,
+/// `portal doctor CONFIG [--json] [--watch MS] [--no-probe]`.
+pub fn doctor(a: &Doctor) -> ExitCode {
+    let json = a.json;
+    let opts = gather::Options {
+        watch: Duration::from_millis(a.watch),
+        probes: !a.no_probe,
     };
-    let mut config = None;
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        match a.as_str() {
-            "--json" => json = true,
-            "--no-probe" => opts.probes = false,
-            "--watch" => match it.next().and_then(|v| v.parse().ok()) {
-                Some(ms) => opts.watch = Duration::from_millis(ms),
-                None => return usage("--watch needs a number of milliseconds"),
-            },
-            _ if a.starts_with('-') => return usage(&format!("unknown option {a}")),
-            _ if config.is_none() => config = Some(PathBuf::from(a)),
-            _ => return usage(&format!("unexpected argument {a}")),
-        }
-    }
-    let Some(config) = config else {
-        return usage("doctor: missing CONFIG");
-    };
-    let m = match load(&config) {
+    let config = &a.config;
+    let m = match load(config) {
         Ok(m) => m,
         Err(c) => return c,
     };
@@ -107,7 +61,7 @@ pub fn doctor(args: &[String]) -> ExitCode {
     }
 }
 
-fn render(findings: &[Finding], f: &super::Facts) -> String {
+fn render(findings: &[Finding], f: &Facts) -> String {
     let mut out = String::new();
     for x in findings {
         out.push_str(&x.to_string());
@@ -131,29 +85,9 @@ fn render(findings: &[Finding], f: &super::Facts) -> String {
 }
 
 /// `portal trace ADDR --from LAN [--src ADDR] CONFIG`.
-pub fn trace(args: &[String]) -> ExitCode {
-    let (mut dst, mut lan, mut src, mut config) = (None, None, None, None);
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        match a.as_str() {
-            "--from" => lan = it.next().cloned(),
-            "--src" => match it.next().and_then(|v| v.parse::<Ipv4Addr>().ok()) {
-                Some(s) => src = Some(s),
-                None => return usage("--src needs an IPv4 address"),
-            },
-            _ if a.starts_with('-') => return usage(&format!("unknown option {a}")),
-            _ if dst.is_none() => match a.parse::<Ipv4Addr>() {
-                Ok(d) => dst = Some(d),
-                Err(_) => return usage(&format!("`{a}` is not an IPv4 address")),
-            },
-            _ if config.is_none() => config = Some(PathBuf::from(a)),
-            _ => return usage(&format!("unexpected argument {a}")),
-        }
-    }
-    let (Some(dst), Some(lan_name), Some(config)) = (dst, lan, config) else {
-        return usage("trace needs ADDR, --from LAN and CONFIG");
-    };
-    let m = match load(&config) {
+pub fn trace(a: &Trace) -> ExitCode {
+    let (dst, lan_name, src, config) = (a.addr, a.from.as_str(), a.src, &a.config);
+    let m = match load(config) {
         Ok(m) => m,
         Err(c) => return c,
     };
