@@ -2,17 +2,17 @@
 //! apply; passes run at start, on netlink link/address/route/rule events,
 //! on SIGHUP or a changed config file, and every `interval`.
 
+use crate::core::desired::{desired, Inputs};
+use crate::core::diff::{diff, teardown, Observed};
+use crate::core::model::{Model, WanMode};
 use crate::counters;
-use crate::desired::{desired, Inputs};
 use crate::dhcp::client::WanLease;
 use crate::dhcp::service::Servers;
 use crate::dhcp::wan::WanClient;
-use crate::diff::{diff, teardown, Observed};
 use crate::dns;
 use crate::kernel::{Kernel, Report};
 use crate::load::load;
 use crate::log;
-use crate::model::{Model, WanMode};
 use crate::resolve::Resolver;
 use crate::status::collect::{kill_switch_armed, AgentView, Shared};
 use crate::status::{probe, server::Pages};

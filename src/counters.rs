@@ -4,9 +4,23 @@
 //! A mutex per counter, not an AtomicU64: 32-bit MIPS (the EdgeRouter X)
 //! has no 64-bit atomics, and these change a few times a second at most.
 
-use crate::status::Counters;
-use crate::worker::lock;
-use std::sync::Mutex;
+use serde::Serialize;
+use std::sync::{Mutex, MutexGuard};
+
+/// The counter even if a thread panicked holding it (as worker::lock, which
+/// this module cannot use: the worker counts its restarts here).
+fn lock(m: &Mutex<u64>) -> MutexGuard<'_, u64> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The agent's own counters since it started.
+#[derive(Serialize, Debug, Clone, PartialEq, Default)]
+pub struct Counters {
+    pub passes: u64,
+    pub changes_applied: u64,
+    pub apply_errors: u64,
+    pub restarts: u64,
+}
 
 pub struct Counter(Mutex<u64>);
 

@@ -2,8 +2,8 @@
 //! `portal export`). Pure: the keys travel as values here; the caller
 //! writes them to files (mode 0600) and never prints them.
 
-use crate::cidr::Cidr;
-use crate::config;
+use crate::core::cidr::Cidr;
+use crate::core::config;
 use crate::wgquick::{self, WgQuick};
 use serde_json::{json, Map, Value};
 use std::path::{Path, PathBuf};
@@ -42,7 +42,7 @@ pub fn to_portal(c: &WgQuick, name: &str, key_dir: &Path) -> Result<Imported, St
         .private_key
         .clone()
         .ok_or("[Interface] has no PrivateKey: Portal needs the tunnel's private key")?;
-    crate::model::check_key(&private_key).map_err(|e| format!("PrivateKey: {e}"))?;
+    crate::core::model::check_key(&private_key).map_err(|e| format!("PrivateKey: {e}"))?;
     let interface = default_interface(name);
     let key_file = key_dir.join(format!("{name}.key"));
     let mut secrets = vec![(key_file.clone(), private_key)];
@@ -96,7 +96,7 @@ pub fn to_portal(c: &WgQuick, name: &str, key_dir: &Path) -> Result<Imported, St
         let mut pe = Map::new();
         pe.insert("public_key".into(), json!(p.public_key));
         if let Some(psk) = &p.preshared_key {
-            crate::model::check_key(psk).map_err(|e| format!("{at}: PresharedKey: {e}"))?;
+            crate::core::model::check_key(psk).map_err(|e| format!("{at}: PresharedKey: {e}"))?;
             let f = key_dir.join(format!("{name}-peer{}.psk", i + 1));
             pe.insert("preshared_key_file".into(), json!(f));
             secrets.push((f, psk.clone()));

@@ -2,11 +2,11 @@
 //! the outside world (public keys of the key files; endpoints are resolved
 //! by the caller: `resolve_endpoints` once, or the agent's resolver).
 
-use crate::config;
-use crate::desired::Inputs;
+use crate::core::config;
+use crate::core::desired::Inputs;
+use crate::core::model::{self, Model};
 use crate::keys;
 use crate::log;
-use crate::model::{self, Model};
 use crate::resolve;
 use std::path::Path;
 

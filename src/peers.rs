@@ -3,8 +3,8 @@
 //! preserve_order) and the validated model; the caller validates the new
 //! text in full before writing it, atomically.
 
-use crate::cidr::Cidr;
-use crate::model::{clients::tunnel_network, Model, Portal};
+use crate::core::cidr::Cidr;
+use crate::core::model::{clients::tunnel_network, Model, Portal};
 use crate::wgquick::{self, WgQuick};
 use serde_json::{json, Value};
 use std::net::{IpAddr, Ipv4Addr};

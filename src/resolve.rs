@@ -9,8 +9,8 @@
 //!
 //! The scheduling is pure (`due`, `stale`), tested without a resolver.
 
+use crate::core::model::Model;
 use crate::log;
-use crate::model::Model;
 use crate::worker::{lock, Worker};
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
@@ -19,10 +19,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::watch;
 
-/// A handshake older than this means the peer is not answering: WireGuard
-/// renews sessions every 120 s and retries a handshake every 5 s, so a
-/// working peer's latest handshake is never older than about 125 s.
-pub const STALE_SECS: u64 = 135;
+pub use crate::kernel::wireguard::STALE_SECS;
 /// While a peer is stale, its name is resolved again this often.
 pub const STALE_RETRY_SECS: u64 = 15;
 /// First retry after a name fails to resolve; doubled per failure, up to
@@ -350,7 +347,7 @@ mod tests {
               { "public_key": "HIgo9xNzJMWLKASShiTqIybxZ0U3wGLiUeJ1PKf8ykw=", "endpoint": "192.0.2.9:51821", "allowed_ips": ["10.99.0.9/32"] }
             ] } }
         }"#;
-        let m = crate::model::validate(&crate::config::parse(text).unwrap()).unwrap();
+        let m = crate::core::model::validate(&crate::core::config::parse(text).unwrap()).unwrap();
         let t = targets(&m);
         assert_eq!(t.len(), 1);
         assert_eq!(t[0].key, ("paris".to_string(), 0));

@@ -28,7 +28,7 @@ pub fn ifindex(interface: &str) -> Option<u32> {
 /// hostapd has not made `interface` yet (one of its extra SSIDs): the
 /// server is then started by the pass that follows the interface's
 /// creation, not failed now.
-pub fn lan_ifindex(m: &crate::model::Model, interface: &str) -> Option<Option<u32>> {
+pub fn lan_ifindex(m: &crate::core::model::Model, interface: &str) -> Option<Option<u32>> {
     let index = ifindex(interface);
     if index.is_none() && m.made_by_hostapd(interface) {
         return None;

@@ -1,7 +1,7 @@
 //! Small JSON files in the state directory, written atomically (temp file,
 //! fsync, rename) so a power cut leaves either the old or the new file.
 
-use crate::desired::Sysctl;
+use crate::core::desired::Sysctl;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fs;

@@ -7,8 +7,8 @@ use libfuzzer_sys::fuzz_target;
 use portal::dhcp::lease::{Change, Lease, LeaseState, LeaseTable};
 use portal::dhcp::server::handle;
 use portal::dhcp::wire::{encode, parse_request};
-use portal::model::dhcp::StaticLease;
-use portal::model::DhcpServer;
+use portal::core::model::dhcp::StaticLease;
+use portal::core::model::DhcpServer;
 use std::net::Ipv4Addr;
 
 const NOW: u64 = 1_700_000_000;

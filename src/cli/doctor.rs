@@ -14,7 +14,7 @@ fn usage(e: &str) -> ExitCode {
     ExitCode::from(EXIT_USAGE)
 }
 
-fn load(path: &std::path::Path) -> Result<crate::model::Model, ExitCode> {
+fn load(path: &std::path::Path) -> Result<crate::core::model::Model, ExitCode> {
     load_or_report(path).map(|(m, _)| m)
 }
 
@@ -178,7 +178,7 @@ pub fn trace(a: &Trace) -> ExitCode {
 }
 
 /// A host address in the LAN other than the router's: the first one.
-fn host_in(lan: &crate::model::Lan) -> Ipv4Addr {
+fn host_in(lan: &crate::core::model::Lan) -> Ipv4Addr {
     let IpAddr::V4(net) = lan.address.network().addr else {
         return Ipv4Addr::UNSPECIFIED;
     };

@@ -4,7 +4,8 @@
 
 use super::args::{Agent, Apply, Down, Leases, Upgrade};
 use super::{fail, load_or_report, runtime};
-use crate::{agent, config, desired, dhcp, kernel, keys, load, log, plan_text, privileges};
+use crate::core::config;
+use crate::{agent, dhcp, kernel, keys, load, log, plan_text, privileges};
 use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -142,7 +143,7 @@ pub fn firewall(path: &Path) -> ExitCode {
         Ok((m, _)) => m,
         Err(code) => return code,
     };
-    let table = crate::firewall::ruleset(&m);
+    let table = crate::core::firewall::ruleset(&m);
     match kernel::nftables::replace(&table) {
         Ok(w) => {
             let rules: usize = table.chains.iter().map(|c| c.rules.len()).sum();
@@ -161,12 +162,15 @@ pub fn firewall(path: &Path) -> ExitCode {
 }
 
 pub fn firewall_dump() -> ExitCode {
-    match kernel::nftables::listing(desired::NFT_TABLE) {
+    match kernel::nftables::listing(crate::core::firewall::NFT_TABLE) {
         Ok(Some(l)) => {
             print!("{l}");
             ExitCode::SUCCESS
         }
-        Ok(None) => fail(&format!("no table inet {}", desired::NFT_TABLE)),
+        Ok(None) => fail(&format!(
+            "no table inet {}",
+            crate::core::firewall::NFT_TABLE
+        )),
         Err(e) => fail(&e),
     }
 }

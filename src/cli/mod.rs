@@ -7,7 +7,8 @@ mod doctor;
 mod kernel_cmds;
 mod peer;
 
-use crate::{desired, load, model};
+use crate::core::{desired, model};
+use crate::load;
 use args::{Cli, Command, PeerCommand};
 use std::path::Path;
 use std::process::ExitCode;

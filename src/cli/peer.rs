@@ -56,7 +56,14 @@ impl From<&str> for Failure {
 /// Loads and validates CONFIG in full (as the agent would).
 fn load_valid(
     path: &Path,
-) -> Result<(String, crate::model::Model, crate::desired::Inputs), Failure> {
+) -> Result<
+    (
+        String,
+        crate::core::model::Model,
+        crate::core::desired::Inputs,
+    ),
+    Failure,
+> {
     let text =
         fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let (m, inputs) = load::load_text(&text).map_err(Failure::Invalid)?;
@@ -165,8 +172,8 @@ pub fn import(o: &Import) -> Result<(), Failure> {
     let new = peers::to_text(&v)?;
     // The checks that need no key files first, so that a bad import
     // leaves no files behind; then the keys, then the whole config.
-    let cfg = crate::config::parse(&new).map_err(|e| Failure::Invalid(vec![e]))?;
-    crate::model::validate(&cfg)
+    let cfg = crate::core::config::parse(&new).map_err(|e| Failure::Invalid(vec![e]))?;
+    crate::core::model::validate(&cfg)
         .map_err(|errs| Failure::Invalid(errs.iter().map(|e| e.to_string()).collect()))?;
     let mut written = Vec::new();
     for (f, key) in &imported.secrets {
@@ -217,7 +224,7 @@ pub fn export(o: &Export) -> Result<(), Failure> {
             )),
         };
     let (text, _, _) = load_valid(path)?;
-    let cfg = crate::config::parse(&text).map_err(|e| Failure::Invalid(vec![e]))?;
+    let cfg = crate::core::config::parse(&text).map_err(|e| Failure::Invalid(vec![e]))?;
     let p = cfg
         .portals
         .get(name)

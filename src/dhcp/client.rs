@@ -4,7 +4,7 @@
 
 use super::wire::server_id;
 use dhcproto::v4::{DhcpOption, Flags, Message, MessageType, Opcode, OptionCode};
-use serde::{Deserialize, Serialize};
+
 use std::net::Ipv4Addr;
 
 /// First retransmission delay; doubles up to `MAX_BACKOFF` (RFC: 4 s, 64 s).
@@ -24,34 +24,8 @@ pub struct Identity {
     pub hostname: Option<String>,
 }
 
-/// A lease as the WAN uses it; also what is written to disk.
-#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
-pub struct WanLease {
-    pub address: Ipv4Addr,
-    pub prefix_len: u8,
-    pub gateway: Option<Ipv4Addr>,
-    pub dns: Vec<Ipv4Addr>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub domain: Option<String>,
-    pub server: Ipv4Addr,
-    pub lease_secs: u32,
-    pub t1_secs: u32,
-    pub t2_secs: u32,
-    /// Unix milliseconds when the lease was granted (the ACK arrived).
-    pub acquired_ms: u64,
-}
-
-impl WanLease {
-    pub fn t1_at(&self) -> u64 {
-        self.acquired_ms + self.t1_secs as u64 * 1000
-    }
-    pub fn t2_at(&self) -> u64 {
-        self.acquired_ms + self.t2_secs as u64 * 1000
-    }
-    pub fn expires_at(&self) -> u64 {
-        self.acquired_ms + self.lease_secs as u64 * 1000
-    }
-}
+/// The lease type lives in the core: it is an input of the desired state.
+pub use crate::core::desired::WanLease;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {

@@ -10,7 +10,7 @@ pub mod store;
 pub mod wan;
 pub mod wire;
 
-use crate::model::{Model, WanMode};
+use crate::core::model::{Model, WanMode};
 use client::WanLease;
 use lease::Lease;
 use serde::Serialize;

@@ -4,7 +4,7 @@
 
 use super::lease::{Change, Lease, LeaseState, LeaseTable};
 use super::wire::{mac, mac_text, message_type, server_id};
-use crate::model::DhcpServer;
+use crate::core::model::DhcpServer;
 use dhcproto::v4::{DhcpOption, Message, MessageType, Opcode, OptionCode};
 use std::net::Ipv4Addr;
 

@@ -100,7 +100,7 @@ fn sys(interface: &str, what: &str) -> Option<String> {
 fn read_mac(interface: &str) -> Result<[u8; 6], String> {
     let text =
         sys(interface, "address").ok_or_else(|| format!("{interface}: no such interface"))?;
-    crate::model::dhcp::parse_mac(&text).map_err(|e| format!("{interface}: {e}"))
+    crate::core::model::dhcp::parse_mac(&text).map_err(|e| format!("{interface}: {e}"))
 }
 
 /// Link carrier; an interface that is administratively down has none.

@@ -153,9 +153,9 @@ pub fn mac_text(mac: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::model::DhcpServer;
     use crate::dhcp::lease::LeaseTable;
     use crate::dhcp::server::handle;
-    use crate::model::DhcpServer;
     use dhcproto::v4::{DhcpOption, Flags};
     use std::net::Ipv4Addr;
 

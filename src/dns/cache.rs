@@ -30,7 +30,8 @@ use super::wire::{
 };
 use std::collections::{BTreeMap, HashMap};
 
-pub const DEFAULT_ENTRIES: usize = 10_000;
+/// `lans.L.dns.cache`'s default (the model owns config defaults).
+pub use crate::core::model::dns::DEFAULT_CACHE_ENTRIES as DEFAULT_ENTRIES;
 /// Positive answers are kept at most a day (RFC 8767's default cap).
 pub const MAX_POSITIVE_SECS: u32 = 86_400;
 /// Negative answers at most 5 minutes (RFC 2308 suggests 1-3 hours; a

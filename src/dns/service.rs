@@ -8,8 +8,8 @@
 //! size. Its figures are published in a `DnsView` for the status page.
 
 use super::forwarder::{Action, Event, Forwarder, Limits, Stats};
+use crate::core::model::Model;
 use crate::log;
-use crate::model::Model;
 use crate::worker::{Worker, WorkerSet};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::socket::{self, setsockopt, sockopt, SockType};
@@ -20,7 +20,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-pub const PORT: u16 = 53;
+/// DNS's port, as the firewall opens it.
+pub use crate::core::firewall::DNS_PORT as PORT;
 /// How often an idle forwarder looks at its stop flag.
 const IDLE: Duration = Duration::from_millis(250);
 /// Datagrams read from one socket before looking at the other.
@@ -61,8 +62,8 @@ struct Spec {
 
 /// For `Spec::exit`: the public keys of the peers with an endpoint of the
 /// portal `l` goes through (none for a direct LAN).
-fn exit_keys(m: &Model, l: &crate::model::Lan) -> Vec<String> {
-    let crate::model::LanRoute::Portal(p) = &l.route else {
+fn exit_keys(m: &Model, l: &crate::core::model::Lan) -> Vec<String> {
+    let crate::core::model::LanRoute::Portal(p) = &l.route else {
         return Vec::new();
     };
     let peers = m.portal(p).map(|p| p.peers.as_slice()).unwrap_or_default();

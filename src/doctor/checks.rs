@@ -2,10 +2,10 @@
 
 use super::nft::{self, NftRule};
 use super::{Facts, Finding, Severity, HANDSHAKE_STALE_SECS, WG_OVERHEAD_V4, WG_OVERHEAD_V6};
-use crate::cidr::Cidr;
-use crate::desired::RouteKind;
-use crate::diff::Observed;
-use crate::model::{LanRoute, Model};
+use crate::core::cidr::Cidr;
+use crate::core::desired::RouteKind;
+use crate::core::diff::Observed;
+use crate::core::model::{LanRoute, Model};
 use crate::trace::{self, Packet, RouteType};
 use std::net::{IpAddr, Ipv4Addr};
 
@@ -396,7 +396,7 @@ pub fn mtu(m: &Model, f: &Facts) -> Vec<Finding> {
 
 /// The `mtu` metric of the route that carries the tunnel's packets to a
 /// peer's endpoint, if one is set.
-fn endpoint_route_mtu(f: &Facts, p: &crate::model::Portal) -> Option<u32> {
+fn endpoint_route_mtu(f: &Facts, p: &crate::core::model::Portal) -> Option<u32> {
     let d = f.device(&p.interface)?;
     d.peers
         .iter()
@@ -648,7 +648,7 @@ pub fn kill_switch(m: &Model, f: &Facts) -> Vec<Finding> {
                     RouteType::Unreachable | RouteType::Blackhole | RouteType::Prohibit
                 )
             })
-            .map(|r| crate::desired::Route {
+            .map(|r| crate::core::desired::Route {
                 table: r.table,
                 dst: r.dst,
                 kind: RouteKind::Unreachable,
@@ -695,7 +695,7 @@ pub fn kill_switch(m: &Model, f: &Facts) -> Vec<Finding> {
             x.fix.push(format!(
                 "ip route add unreachable default table {} metric {} proto 52",
                 p.table,
-                crate::desired::KILL_SWITCH_METRIC
+                crate::core::desired::KILL_SWITCH_METRIC
             ));
         }
         if !has_rule(comment) {

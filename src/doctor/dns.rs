@@ -16,10 +16,10 @@
 //!   a forwarding-only resolver.
 
 use super::{Facts, Finding, Severity, HANDSHAKE_STALE_SECS};
+use crate::core::model::{Lan, LanRoute, Model};
 use crate::dns::wire::{
     RCODE_FORMERR, RCODE_NOTIMP, RCODE_NXDOMAIN, RCODE_REFUSED, RCODE_SERVFAIL,
 };
-use crate::model::{Lan, LanRoute, Model};
 use std::net::Ipv4Addr;
 
 pub const QUERY_NAME: &str = "portal-doctor.invalid";

@@ -7,8 +7,8 @@ const NOW: u64 = 1_000_000;
 
 /// home via paris (upstreams 10.64.0.1 and 10.64.0.2 from 10.99.0.2),
 /// office direct (the WAN's 198.51.100.1), guest without `dns`.
-fn model(office_dhcp: &str) -> crate::model::Model {
-    let cfg = crate::config::parse(&format!(
+fn model(office_dhcp: &str) -> crate::core::model::Model {
+    let cfg = crate::core::config::parse(&format!(
         r#"{{
           "wan": {{ "interface": "wan0", "static": {{ "address": "198.51.100.2/24", "gateway": "198.51.100.1", "dns": ["198.51.100.1"] }} }},
           "lans": {{
@@ -23,7 +23,7 @@ fn model(office_dhcp: &str) -> crate::model::Model {
         }}"#
     ))
     .unwrap();
-    crate::model::validate(&cfg).unwrap()
+    crate::core::model::validate(&cfg).unwrap()
 }
 
 fn v4(s: &str) -> Ipv4Addr {
@@ -36,7 +36,11 @@ fn ok(rcode: u8) -> Answer {
 
 /// Facts with every planned query answered as `answer(ask)` says, and
 /// the tunnel's handshake `age` seconds ago (None: never).
-fn facts(m: &crate::model::Model, age: Option<u64>, answer: impl Fn(&Ask) -> Answer) -> Facts {
+fn facts(
+    m: &crate::core::model::Model,
+    age: Option<u64>,
+    answer: impl Fn(&Ask) -> Answer,
+) -> Facts {
     let mut f = Facts {
         now: NOW,
         ..Facts::default()

@@ -2,9 +2,9 @@
 //! Read-only but for the route-back probes (a few UDP datagrams).
 
 use super::{probe, Facts, Probe, RpfCounter, WgDevice, WgPeer, HANDSHAKE_STALE_SECS};
+use crate::core::model::{LanRoute, Model};
 use crate::kernel::netlink::Netlink;
 use crate::kernel::{nftables, sysctl, wireguard};
-use crate::model::{LanRoute, Model};
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 
@@ -63,7 +63,7 @@ pub async fn facts(m: &Model, opts: &Options) -> Result<Facts, String> {
             Err(e) => f.wireguard_errors.push((l.name.clone(), e)),
         }
     }
-    f.nft = nftables::listing(crate::desired::NFT_TABLE)?;
+    f.nft = nftables::listing(crate::core::firewall::NFT_TABLE)?;
     if opts.probes {
         f.probes = probes(m, &f);
         f.dns = super::dns_probe::run(super::dns::plan(m));

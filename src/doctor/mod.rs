@@ -12,7 +12,7 @@ pub mod gather;
 pub mod nft;
 pub mod probe;
 
-use crate::cidr::Cidr;
+use crate::core::cidr::Cidr;
 use crate::trace::kernel::Snapshot;
 use serde::Serialize;
 use std::collections::BTreeMap;

@@ -7,8 +7,8 @@ use crate::trace::{Action, RouteType, Rule};
 const EXIT_KEY: &str = "xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=";
 const NOW: u64 = 1_000_000;
 
-fn model() -> crate::model::Model {
-    let cfg = crate::config::parse(&format!(
+fn model() -> crate::core::model::Model {
+    let cfg = crate::core::config::parse(&format!(
         r#"{{
           "wan": {{ "interface": "wan0", "static": {{ "address": "198.51.100.2/24", "gateway": "198.51.100.1" }} }},
           "lans": {{
@@ -22,7 +22,7 @@ fn model() -> crate::model::Model {
         }}"#
     ))
     .unwrap();
-    crate::model::validate(&cfg).unwrap()
+    crate::core::model::validate(&cfg).unwrap()
 }
 
 /// A rule that looks up `table` (trace's helper takes any action).
@@ -413,7 +413,7 @@ fn trace_accepts_a_split_lans_direct_destination_out_the_wan_and_rejects_the_res
             "peers": [ {{ "public_key": "{EXIT_KEY}", "endpoint": "198.51.100.3:51820", "allowed_ips": ["0.0.0.0/0"] }} ] }} }}
         }}"#
     );
-    let m = crate::model::validate(&crate::config::parse(&text).unwrap()).unwrap();
+    let m = crate::core::model::validate(&crate::core::config::parse(&text).unwrap()).unwrap();
     let lan = &m.lans[0];
     let out = |dev: &str| Trace {
         steps: Vec::new(),

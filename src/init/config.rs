@@ -52,36 +52,7 @@ pub struct RenameLink {
     pub to: String,
 }
 
-/// init.json's `slots`: where the boot facts are, and the deadline.
-#[derive(Deserialize, Debug, Clone, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct SlotsConfig {
-    /// The mounted ESP.
-    #[serde(default = "default_esp")]
-    pub esp: PathBuf,
-    /// Seconds a slot on trial has to report a healthy agent.
-    #[serde(default = "default_confirm")]
-    pub confirm_secs: u64,
-    /// Written by the agent after its first pass with no errors.
-    #[serde(default = "default_health")]
-    pub health_file: PathBuf,
-    /// /perm/upgrade.json, written by `portal upgrade`.
-    #[serde(default = "default_record")]
-    pub record: PathBuf,
-}
-
-fn default_esp() -> PathBuf {
-    "/boot".into()
-}
-fn default_confirm() -> u64 {
-    120
-}
-fn default_health() -> PathBuf {
-    "/run/portal/healthy".into()
-}
-fn default_record() -> PathBuf {
-    "/perm/upgrade.json".into()
-}
+pub use crate::upgrade::trial::SlotsConfig;
 
 #[derive(Deserialize, Debug, Clone, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -185,7 +156,7 @@ pub fn parse(text: &str) -> Result<InitConfig, String> {
         serde_path_to_error::deserialize(de).map_err(|e| format!("{}: {}", e.path(), e.inner()))?;
     for (i, r) in c.rename_links.iter().enumerate() {
         for (field, name) in [("from", &r.from), ("to", &r.to)] {
-            if let Err(why) = crate::model::check_ifname(name) {
+            if let Err(why) = crate::core::model::check_ifname(name) {
                 return Err(format!("rename_links[{i}].{field}: {why}"));
             }
         }

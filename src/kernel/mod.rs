@@ -10,10 +10,11 @@ pub mod routes;
 pub mod sysctl;
 pub mod wireguard;
 
-use crate::config::Backend;
-use crate::desired::{Desired, Sysctl, LINK_ALIAS_PREFIX, NFT_TABLE};
-use crate::diff::batch::{RouteBatch, RouteOp};
-use crate::diff::{Change, LinkKind, Observed};
+use crate::core::config::Backend;
+use crate::core::desired::{Desired, Sysctl, LINK_ALIAS_PREFIX};
+use crate::core::diff::batch::{RouteBatch, RouteOp};
+use crate::core::diff::{Change, LinkKind, Observed};
+use crate::core::firewall::NFT_TABLE;
 use crate::log;
 use crate::state;
 use std::collections::BTreeMap;

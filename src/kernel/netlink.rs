@@ -1,9 +1,9 @@
 //! rtnetlink: dumps links, addresses, routes and rules into `Observed`, and
 //! writes the link/address/rule changes (routes: kernel/routes.rs).
 
-use crate::cidr::Cidr;
-use crate::desired::{Address, Desired, Rule, PROTO};
-use crate::diff::{Change, LinkKind, Observed, ObservedAddress, ObservedLink};
+use crate::core::cidr::Cidr;
+use crate::core::desired::{Address, Desired, Rule, PROTO};
+use crate::core::diff::{Change, LinkKind, Observed, ObservedAddress, ObservedLink};
 use futures::TryStreamExt;
 use netlink_packet_route::address::{AddressAttribute, AddressMessage, AddressProtocol};
 use netlink_packet_route::link::{InfoKind, LinkAttribute, LinkFlags, LinkInfo, LinkMessage};

@@ -11,9 +11,9 @@ use super::nftables::wire::{
     NLM_F_DUMP_INTR, NLM_F_REQUEST,
 };
 use super::nlsock::{NlSocket, NETLINK_CAP_ACK, NETLINK_GET_STRICT_CHK};
-use crate::cidr::Cidr;
-use crate::desired::{Route, RouteKind, PROTO};
-use crate::diff::batch::{RouteBatch, RouteOp};
+use crate::core::cidr::Cidr;
+use crate::core::desired::{Route, RouteKind, PROTO};
+use crate::core::diff::batch::{RouteBatch, RouteOp};
 use nix::errno::Errno;
 use nix::sys::socket::SockProtocol;
 use std::collections::BTreeMap;
@@ -368,7 +368,7 @@ fn open() -> Result<(NlSocket, usize), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cidr::Cidr;
+    use crate::core::cidr::Cidr;
 
     fn route(kind: RouteKind, metric: u32) -> Route {
         Route {

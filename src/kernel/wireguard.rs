@@ -2,9 +2,9 @@
 //! generic netlink, or wireguard-go (userspace) over its UAPI socket when
 //! the kernel has no WireGuard.
 
-use crate::cidr::Cidr;
-use crate::desired::WgPeer;
-use crate::diff::{ObservedPeer, ObservedWg};
+use crate::core::cidr::Cidr;
+use crate::core::desired::WgPeer;
+use crate::core::diff::{ObservedPeer, ObservedWg};
 use crate::keys;
 use std::fs;
 use std::os::unix::net::UnixStream;
@@ -40,6 +40,11 @@ fn read(name: &str, userspace: bool) -> Result<Device, String> {
         .map_err(|e| format!("cannot read WireGuard device {name}: {e}"))
 }
 
+/// A handshake older than this means the peer is not answering: WireGuard
+/// renews sessions every 120 s and retries a handshake every 5 s, so a
+/// working peer's latest handshake is never older than about 125 s.
+pub const STALE_SECS: u64 = 135;
+
 pub fn observe(name: &str, userspace: bool) -> Result<ObservedWg, String> {
     let dev = read(name, userspace)?;
     Ok(ObservedWg {
@@ -62,7 +67,7 @@ pub fn observe(name: &str, userspace: bool) -> Result<ObservedWg, String> {
                     .stats
                     .last_handshake_time
                     .and_then(|t| t.elapsed().ok())
-                    .is_some_and(|age| age.as_secs() <= crate::resolve::STALE_SECS),
+                    .is_some_and(|age| age.as_secs() <= STALE_SECS),
                 endpoint_written: None,
                 preshared_key_id: p
                     .config

@@ -1,6 +1,6 @@
 use super::*;
-use crate::config;
-use crate::model::validate;
+use crate::core::config;
+use crate::core::model::validate;
 
 fn key(n: u8) -> String {
     wireguard_control::Key([n; 32]).to_base64()
@@ -223,7 +223,7 @@ fn clients_validation_names_fields() {
 #[test]
 fn firewall_forwards_devices_to_their_lans_only() {
     let m = model(&site(""));
-    let text = crate::firewall::ruleset(&m).to_string();
+    let text = crate::core::firewall::ruleset(&m).to_string();
     let line = text
         .lines()
         .find(|l| l.contains("road warriors roam"))

@@ -8,9 +8,9 @@ use super::{
     parse_loadavg, parse_meminfo, parse_uptime, peer_state, Lan, Peer, Portal, ProbeResult, Status,
     System, Wan,
 };
-use crate::diff::Observed;
+use crate::core::diff::Observed;
+use crate::core::model::{LanRoute, Model, WanMode};
 use crate::kernel::wireguard;
-use crate::model::{LanRoute, Model, WanMode};
 use crate::worker::lock;
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
@@ -59,7 +59,7 @@ pub fn kill_switch_armed(m: &Model, o: &Observed) -> BTreeMap<String, bool> {
             let per_prefix = l
                 .split
                 .as_ref()
-                .is_some_and(|s| s.kind == crate::model::SplitKind::Portal);
+                .is_some_and(|s| s.kind == crate::core::model::SplitKind::Portal);
             let route = o
                 .routes
                 .iter()
@@ -180,7 +180,7 @@ impl Collector {
                 address: first_addr(&l.interface).unwrap_or_else(|| "-".into()),
                 exit: match &l.route {
                     LanRoute::Portal(p) => p.clone(),
-                    LanRoute::Direct => crate::model::DIRECT.into(),
+                    LanRoute::Direct => crate::core::model::DIRECT.into(),
                 },
                 kill_switch_armed: kill_switch.get(&l.name).copied(),
             })
@@ -271,13 +271,13 @@ mod tests {
 #[cfg(test)]
 mod kill_switch_tests {
     use super::kill_switch_armed;
-    use crate::cidr::Cidr;
-    use crate::desired::{Route, RouteKind, KILL_SWITCH_METRIC};
-    use crate::diff::Observed;
-    use crate::model::{validate, FIRST_TABLE};
+    use crate::core::cidr::Cidr;
+    use crate::core::desired::{Route, RouteKind, KILL_SWITCH_METRIC};
+    use crate::core::diff::Observed;
+    use crate::core::model::{validate, FIRST_TABLE};
 
-    fn model() -> crate::model::Model {
-        let cfg = crate::config::parse(
+    fn model() -> crate::core::model::Model {
+        let cfg = crate::core::config::parse(
             r#"{
               "wan": { "interface": "eth0", "static": { "address": "203.0.113.2/24", "gateway": "203.0.113.1" } },
               "lans": {

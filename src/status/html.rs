@@ -109,7 +109,7 @@ pub fn render(s: &Status, now: u64) -> String {
                 escape(&l.address),
                 escape(&l.exit),
                 match l.kill_switch_armed {
-                    None if l.exit == crate::model::DIRECT => "-".to_string(),
+                    None if l.exit == crate::core::model::DIRECT => "-".to_string(),
                     None => "<span class=\"down\">off</span>".to_string(),
                     Some(true) => "<span class=\"up\">armed</span>".to_string(),
                     Some(false) => "<span class=\"down\">NOT armed</span>".to_string(),

@@ -152,14 +152,7 @@ pub fn dns_figures(view: &BTreeMap<String, crate::dns::service::Figures>) -> Vec
         .collect()
 }
 
-/// The agent's own counters since it started.
-#[derive(Serialize, Debug, Clone, PartialEq, Default)]
-pub struct Counters {
-    pub passes: u64,
-    pub changes_applied: u64,
-    pub apply_errors: u64,
-    pub restarts: u64,
-}
+pub use crate::counters::Counters;
 
 pub fn peer_state(handshake_age_secs: Option<u64>) -> PeerState {
     match handshake_age_secs {

@@ -4,7 +4,7 @@
 //! is pure (`parse_answer`).
 
 use super::collect::{ProbeOutcome, Shared};
-use crate::model::status_page::Probe;
+use crate::core::model::status_page::Probe;
 use crate::worker::{lock, Worker};
 use nix::sys::socket::{self, setsockopt, sockopt, SockType, SockaddrIn};
 use std::io::{Read, Write};

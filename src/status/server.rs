@@ -6,7 +6,7 @@
 
 use super::collect::{Collector, Shared};
 use super::{html, metrics, Status};
-use crate::model::Model;
+use crate::core::model::Model;
 use crate::worker::{lock, Worker, WorkerSet};
 use nix::sys::socket::{self, setsockopt, sockopt, Backlog, Shutdown, SockType, SockaddrIn};
 use std::collections::BTreeMap;

@@ -3,7 +3,7 @@
 //! (pure). The comments named are those of the rules in table inet portal.
 
 use super::{Outcome, RouteType, Trace};
-use crate::model::{Lan, LanRoute, Model};
+use crate::core::model::{Lan, LanRoute, Model};
 use std::net::IpAddr;
 
 #[derive(Debug, Clone, PartialEq, Eq)]

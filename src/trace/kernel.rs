@@ -4,7 +4,7 @@
 //! `ip route get ADDR from SRC iif DEV` asks it).
 
 use super::{Action, Route, RouteType, Rule};
-use crate::cidr::Cidr;
+use crate::core::cidr::Cidr;
 use crate::kernel::netlink::{err, Netlink};
 use futures::TryStreamExt;
 use netlink_packet_route::link::{InfoKind, LinkAttribute, LinkFlags, LinkInfo};

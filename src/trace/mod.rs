@@ -11,7 +11,7 @@
 pub mod forward;
 pub mod kernel;
 
-use crate::cidr::Cidr;
+use crate::core::cidr::Cidr;
 use std::fmt;
 use std::net::IpAddr;
 

@@ -14,6 +14,8 @@
 //! and tar headers, the boot decision); `write` and `trial` do the I/O.
 
 pub mod trial;
+/// Writing a bundle (sha2): only in builds with A/B upgrades.
+#[cfg(feature = "upgrade")]
 pub mod write;
 
 use serde::{Deserialize, Serialize};

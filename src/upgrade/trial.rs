@@ -4,8 +4,40 @@
 //! ask for a reboot (back to the old default) when the deadline passes.
 
 use super::{decide, loader_default, with_default, BootState, Pending, Slot};
-pub use crate::init::config::SlotsConfig;
+use serde::Deserialize;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
+
+/// init.json's `slots`: where the boot facts are, and the deadline.
+#[derive(Deserialize, Debug, Clone, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SlotsConfig {
+    /// The mounted ESP.
+    #[serde(default = "default_esp")]
+    pub esp: PathBuf,
+    /// Seconds a slot on trial has to report a healthy agent.
+    #[serde(default = "default_confirm")]
+    pub confirm_secs: u64,
+    /// Written by the agent after its first pass with no errors.
+    #[serde(default = "default_health")]
+    pub health_file: PathBuf,
+    /// /perm/upgrade.json, written by `portal upgrade`.
+    #[serde(default = "default_record")]
+    pub record: PathBuf,
+}
+
+fn default_esp() -> PathBuf {
+    "/boot".into()
+}
+fn default_confirm() -> u64 {
+    120
+}
+fn default_health() -> PathBuf {
+    "/run/portal/healthy".into()
+}
+fn default_record() -> PathBuf {
+    "/perm/upgrade.json".into()
+}
 
 pub struct Trial {
     pub slot: Slot,

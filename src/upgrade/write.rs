@@ -64,7 +64,7 @@ pub fn run(bundle: &Path, paths: &Paths, say: &mut dyn FnMut(&str)) -> Result<Pe
         ));
     }
     let board = board_name(&paths.board_file)?;
-    let device = crate::init::root::resolve(&format!("PARTLABEL={}", to.root_label()))
+    let device = crate::blockdev::resolve(&format!("PARTLABEL={}", to.root_label()))
         .ok_or_else(|| format!("no partition named {}", to.root_label()))?;
     say(&format!(
         "running slot {}; writing slot {} ({})",

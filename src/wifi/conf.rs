@@ -5,7 +5,7 @@
 //! ASCII. The file holds the passphrase: it is written mode 0600 and never
 //! logged.
 
-use crate::model::wifi::{Band, Bss, Radio, Security};
+use crate::core::model::wifi::{Band, Bss, Radio, Security};
 use std::fmt::Write;
 
 /// The control sockets' directory: hostapd makes one socket per BSS

@@ -7,8 +7,8 @@
 use super::conf;
 use super::ctrl::Ctrl;
 use super::{parse_event, parse_station, parse_status, Event, Station};
+use crate::core::model::wifi::{Radio, Security};
 use crate::log;
-use crate::model::wifi::{Radio, Security};
 use crate::worker::{lock, Worker};
 use serde::Serialize;
 use std::collections::BTreeMap;

@@ -1,5 +1,5 @@
 use super::*;
-use crate::model::wifi::{Band, Bss, Radio, Security};
+use crate::core::model::wifi::{Band, Bss, Radio, Security};
 
 #[test]
 fn station_reply() {
@@ -53,7 +53,7 @@ fn events() {
 }
 
 fn bss(lan: &str, iface: &str, ssid: &str, security: Security) -> Bss {
-    let passphrase = crate::model::wifi::Secret::new("correct horse battery");
+    let passphrase = crate::core::model::wifi::Secret::new("correct horse battery");
     Bss {
         lan: lan.into(),
         interface: iface.into(),

@@ -2,10 +2,10 @@
 //! replies for what a well-behaved server never sends.
 
 use super::*;
+use crate::core::model::DhcpServer;
 use crate::dhcp::lease::LeaseTable;
 use crate::dhcp::server::handle;
 use crate::dhcp::wire::{encode, parse_request};
-use crate::model::DhcpServer;
 
 const T0: u64 = 1_700_000_000_000;
 const SERVER: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 1);

@@ -1,6 +1,6 @@
 use super::*;
+use crate::core::model::dhcp::StaticLease;
 use crate::dhcp::wire::{encode, parse_request};
-use crate::model::dhcp::StaticLease;
 use dhcproto::v4::Flags;
 
 const NOW: u64 = 1_700_000_000;

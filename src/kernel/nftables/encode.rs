@@ -1,4 +1,4 @@
-//! Ruleset (crate::ruleset) -> one nfnetlink batch: pure, no sockets.
+//! Ruleset (crate::core::ruleset) -> one nfnetlink batch: pure, no sockets.
 //!
 //! The encoding is the one `nft -f` produces for the same text (checked
 //! against nft by tests/nft-test): the same expressions, the same protocol
@@ -13,7 +13,7 @@
 //! naming the rule, never an approximation.
 
 use super::wire::*;
-use crate::ruleset::{
+use crate::core::ruleset::{
     Chain, ChainKind, Dir, Family, Hook, IpField, IpValue, Item, Match, Op, PortField, Reject,
     Rule, Stmt, Table, Verdict, L4,
 };
@@ -667,7 +667,8 @@ impl RuleEnc<'_> {
             }
             Match::TcpFlags { mask, equals } => {
                 self.need_l4(L4::Tcp.number())?;
-                let bits = |f: &[crate::ruleset::TcpFlag]| f.iter().fold(0u8, |b, x| b | x.bit());
+                let bits =
+                    |f: &[crate::core::ruleset::TcpFlag]| f.iter().fold(0u8, |b, x| b | x.bit());
                 let (mask, equals) = (bits(mask), bits(equals));
                 if equals & !mask != 0 {
                     return Err("tcp flags: compared flags outside the mask".into());

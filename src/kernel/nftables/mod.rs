@@ -14,7 +14,7 @@ pub mod encode;
 pub mod wire;
 
 use super::nlsock::{NlSocket, NETLINK_CAP_ACK, NETLINK_EXT_ACK};
-use crate::ruleset::Table;
+use crate::core::ruleset::Table;
 use encode::Batch;
 use nix::errno::Errno;
 use nix::sys::socket::SockProtocol;
@@ -301,7 +301,7 @@ fn parse_ack(m: &Msg) -> Ack {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ruleset::{Chain, ChainKind, Hook, Item, Priority, Rule, Stmt, Verdict};
+    use crate::core::ruleset::{Chain, ChainKind, Hook, Item, Priority, Rule, Stmt, Verdict};
 
     fn ack(errno: i32) -> Ack {
         Ack {

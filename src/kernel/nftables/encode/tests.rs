@@ -1,6 +1,6 @@
 use super::*;
-use crate::cidr::Cidr;
-use crate::ruleset::{AddrType, CtState, Icmpv6Type, TcpFlag, Values};
+use crate::core::cidr::Cidr;
+use crate::core::ruleset::{AddrType, CtState, Icmpv6Type, TcpFlag, Values};
 use std::net::Ipv4Addr;
 
 fn table(counters: &[&str]) -> Table {
@@ -434,9 +434,9 @@ fn what_nft_would_refuse_is_an_error() {
 /// one acknowledged message per part, between batch begin and end.
 #[test]
 fn site_ruleset_frames_one_message_per_part() {
-    let cfg = crate::config::parse(include_str!("../../../../examples/site.json")).unwrap();
-    let m = crate::model::validate(&cfg).unwrap();
-    let t = crate::firewall::ruleset(&m);
+    let cfg = crate::core::config::parse(include_str!("../../../../examples/site.json")).unwrap();
+    let m = crate::core::model::validate(&cfg).unwrap();
+    let t = crate::core::firewall::ruleset(&m);
     let b = replace(&t, &lo, 100).unwrap();
     let msgs = messages(&b.bytes);
     assert_eq!(msgs.len(), b.parts.len() + 2);

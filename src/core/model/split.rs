@@ -5,8 +5,8 @@
 //! so that `validate` never touches the file system.
 
 use super::{parse_network, Errors, Portal};
-use crate::cidr::Cidr;
-use crate::config;
+use crate::core::cidr::Cidr;
+use crate::core::config;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 

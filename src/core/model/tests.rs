@@ -1,5 +1,5 @@
 use super::*;
-use crate::desired::Inputs;
+use crate::core::desired::Inputs;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 
@@ -140,8 +140,8 @@ fn baseline_is_valid() {
 
 #[test]
 fn examples_are_valid() {
-    valid(serde_json::from_str(include_str!("../../examples/site.json")).unwrap());
-    valid(serde_json::from_str(include_str!("../../examples/two-exits.json")).unwrap());
+    valid(serde_json::from_str(include_str!("../../../examples/site.json")).unwrap());
+    valid(serde_json::from_str(include_str!("../../../examples/two-exits.json")).unwrap());
 }
 
 // ---- WAN -----------------------------------------------------------------
@@ -949,7 +949,7 @@ fn check_golden(config: &str, public_keys: &[(&str, &str)], golden: &str, golden
 /// cannot bless a plan that opens a leak.
 #[test]
 fn plan_order_is_safe() {
-    let m = valid(serde_json::from_str(include_str!("../../examples/site.json")).unwrap());
+    let m = valid(serde_json::from_str(include_str!("../../../examples/site.json")).unwrap());
     let plan = crate::plan_text(&m, &Inputs::default(), None);
     let lines: Vec<&str> = plan.lines().collect();
     let at = |needle: &str| {
@@ -980,9 +980,9 @@ fn plan_order_is_safe() {
 #[test]
 fn plan_matches_golden() {
     check_golden(
-        include_str!("../../examples/site.json"),
+        include_str!("../../../examples/site.json"),
         &[("paris", "FPnHB4iuckL0hZg5b2hK0fhXOsTjSAGf2fXuj3pLmTw=")],
-        include_str!("../../tests/golden/site.plan"),
+        include_str!("../../../tests/golden/site.plan"),
         "site.plan",
     );
 }
@@ -990,12 +990,12 @@ fn plan_matches_golden() {
 #[test]
 fn two_exits_plan_matches_golden() {
     check_golden(
-        include_str!("../../examples/two-exits.json"),
+        include_str!("../../../examples/two-exits.json"),
         &[
             ("office", "FPnHB4iuckL0hZg5b2hK0fhXOsTjSAGf2fXuj3pLmTw="),
             ("roam", "hQ1yeyBaFmWh0wXg1xoY3ugLd6JhA1s6HzNsB2nd1Eo="),
         ],
-        include_str!("../../tests/golden/two-exits.plan"),
+        include_str!("../../../tests/golden/two-exits.plan"),
         "two-exits.plan",
     );
 }
@@ -1005,7 +1005,7 @@ fn automatic_tables_skip_explicit_ones() {
     let cfg = set(base(), "portals.paris.table", json!(51821));
     let tokyo = portal("wg-tokyo", "10.98.0.2/24", vec![peer(2, &["0.0.0.0/0"])]);
     let cfg = set(cfg, "portals.tokyo", tokyo);
-    let m = validate(&crate::config::parse(&cfg.to_string()).unwrap()).unwrap();
+    let m = validate(&crate::core::config::parse(&cfg.to_string()).unwrap()).unwrap();
     let tables: Vec<(String, u32)> = m
         .portals
         .iter()
@@ -1019,7 +1019,7 @@ fn automatic_tables_skip_explicit_ones() {
 
 #[test]
 fn firewall_opens_dhcp_only_where_it_runs() {
-    let nft = |v: Value| crate::firewall::ruleset(&valid(v)).to_string();
+    let nft = |v: Value| crate::core::firewall::ruleset(&valid(v)).to_string();
     let none = nft(base());
     assert!(
         !none.contains("dport 67"),

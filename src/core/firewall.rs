@@ -1,6 +1,6 @@
 //! Portal's nftables table (`inet portal`), generated from the model as
-//! plain data (crate::ruleset): pure. `portal plan` prints it as nft text;
-//! the agent writes it through netlink (crate::kernel::nftables).
+//! plain data (crate::core::ruleset): pure. `portal plan` prints it as nft text;
+//! the agent writes it through netlink (kernel/nftables.rs).
 //!
 //! - prerouting (raw): anti-spoofing: a LAN packet must come from its LAN's
 //!   prefix; a packet to a tunnel address must come from its tunnel.
@@ -16,14 +16,18 @@
 //! Every drop is counted in a named counter per reason (`nft list counters
 //! table inet portal`), for the status page.
 
-use crate::cidr::Cidr;
-use crate::desired::NFT_TABLE;
-use crate::model::{LanRoute, Model, Portal, WanMode};
-use crate::ruleset::{
+use crate::core::cidr::Cidr;
+use crate::core::model::{LanRoute, Model, Portal, WanMode};
+use crate::core::ruleset::{
     AddrType, Chain, ChainKind, CtState, Dir, Family, Hook, IcmpType, Icmpv6Type, IpField, IpValue,
     Item, Match, Op, PortField, Priority, Reject, Rule, Stmt, Table, TcpFlag, Values, Verdict, L4,
 };
 use std::net::{IpAddr, Ipv4Addr};
+
+/// Portal's one nft table: `table inet portal`.
+pub const NFT_TABLE: &str = "portal";
+/// DNS: the LAN forwarders answer on it, so the input chain opens it.
+pub const DNS_PORT: u16 = 53;
 
 pub const DROP_COUNTERS: &[&str] = &[
     "drop_spoof",
@@ -276,7 +280,7 @@ fn input(m: &Model) -> Vec<Rule> {
             r.push(
                 rule(vec![
                     iifnames(&dns),
-                    port(proto, PortField::Dport, crate::dns::service::PORT),
+                    port(proto, PortField::Dport, DNS_PORT),
                     ACCEPT.into(),
                 ])
                 .comment("dns"),
@@ -534,7 +538,7 @@ fn nat(m: &Model) -> Vec<Rule> {
 /// the LANs they may reach; replies pass as established.
 fn road_warriors(m: &Model, p: &Portal) -> Option<Rule> {
     let c = p.clients.as_ref()?;
-    let net = crate::model::clients::tunnel_network(p)?;
+    let net = crate::core::model::clients::tunnel_network(p)?;
     let lans = set_of(
         m.lans
             .iter()

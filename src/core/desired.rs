@@ -6,10 +6,10 @@
 //! carry protocol number PROTO, WireGuard links carry the alias
 //! "portal:<name>", and the nftables table is Portal's own (`inet portal`).
 
-use crate::cidr::Cidr;
-use crate::model::{Endpoint, LanRoute, Model, WanMode};
+use crate::core::cidr::Cidr;
+use crate::core::model::{Endpoint, LanRoute, Model, WanMode};
 use std::collections::BTreeMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 
 mod split;
@@ -24,12 +24,11 @@ pub const KILL_SWITCH_METRIC: u32 = 4000;
 /// and traffic between LANs), then each LAN's traffic goes to its portal.
 pub const PRIO_TO_LAN: u32 = 10000;
 pub const PRIO_FROM_LAN: u32 = 10100;
-pub const NFT_TABLE: &str = "portal";
 pub const LINK_ALIAS_PREFIX: &str = "portal:";
 
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Desired {
-    pub nft: crate::ruleset::Table,
+    pub nft: crate::core::ruleset::Table,
     pub wireguard: Vec<WgDevice>,
     pub links: Vec<Link>,
     pub addresses: Vec<Address>,
@@ -134,12 +133,41 @@ pub struct Inputs {
     /// (portal name, peer index) -> fingerprint of its preshared key file.
     pub preshared_key_ids: BTreeMap<(String, usize), String>,
     /// With `wan.dhcp`: the lease the client holds; None until it has one.
-    pub wan_lease: Option<crate::dhcp::client::WanLease>,
+    pub wan_lease: Option<WanLease>,
+}
+
+/// A lease as the WAN uses it; also what is written to disk.
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct WanLease {
+    pub address: Ipv4Addr,
+    pub prefix_len: u8,
+    pub gateway: Option<Ipv4Addr>,
+    pub dns: Vec<Ipv4Addr>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub domain: Option<String>,
+    pub server: Ipv4Addr,
+    pub lease_secs: u32,
+    pub t1_secs: u32,
+    pub t2_secs: u32,
+    /// Unix milliseconds when the lease was granted (the ACK arrived).
+    pub acquired_ms: u64,
+}
+
+impl WanLease {
+    pub fn t1_at(&self) -> u64 {
+        self.acquired_ms + self.t1_secs as u64 * 1000
+    }
+    pub fn t2_at(&self) -> u64 {
+        self.acquired_ms + self.t2_secs as u64 * 1000
+    }
+    pub fn expires_at(&self) -> u64 {
+        self.acquired_ms + self.lease_secs as u64 * 1000
+    }
 }
 
 pub fn desired(m: &Model, inputs: &Inputs) -> Desired {
     let mut d = Desired {
-        nft: crate::firewall::ruleset(m),
+        nft: crate::core::firewall::ruleset(m),
         awaited: m.hostapd_interfaces().map(str::to_string).collect(),
         ..Desired::default()
     };
@@ -276,7 +304,8 @@ pub fn desired(m: &Model, inputs: &Inputs) -> Desired {
     // Replies from LANs to road-warrior devices stay in main (the tunnel
     // network's route), whichever portal the LAN itself exits through.
     for p in m.portals.iter().filter(|p| p.clients.is_some()) {
-        if let Some(net) = crate::model::clients::tunnel_network(p).filter(|_| !via_lans.is_empty())
+        if let Some(net) =
+            crate::core::model::clients::tunnel_network(p).filter(|_| !via_lans.is_empty())
         {
             d.rules.push(Rule {
                 priority: PRIO_TO_LAN,

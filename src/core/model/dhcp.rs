@@ -1,8 +1,8 @@
 //! Validation of a LAN's `dhcp` section into the server's model.
 
 use super::{check_hostname, Errors};
-use crate::cidr::Cidr;
-use crate::config;
+use crate::core::cidr::Cidr;
+use crate::core::config;
 use std::net::{IpAddr, Ipv4Addr};
 
 pub const DEFAULT_LEASE_TIME: u32 = 12 * 3600;

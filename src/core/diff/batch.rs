@@ -5,7 +5,7 @@
 //! their one command per route).
 
 use super::{route_spec, Change};
-use crate::desired::{Route, PROTO};
+use crate::core::desired::{Route, PROTO};
 use std::collections::BTreeSet;
 use std::fmt;
 

@@ -10,8 +10,8 @@
 //!   to the main table.
 
 use super::{Route, RouteKind, KILL_SWITCH_METRIC};
-use crate::cidr::Cidr;
-use crate::model::{Portal, Split, SplitKind};
+use crate::core::cidr::Cidr;
+use crate::core::model::{Portal, Split, SplitKind};
 
 pub fn routes(s: &Split, p: &Portal, out: &mut Vec<Route>) {
     let route = |dst: Cidr, kind: RouteKind, metric: u32| Route {
@@ -41,19 +41,19 @@ pub fn routes(s: &Split, p: &Portal, out: &mut Vec<Route>) {
 
 #[cfg(test)]
 mod tests {
-    use crate::desired::{desired, Inputs, Route, RouteKind, KILL_SWITCH_METRIC};
-    use crate::diff::batch::{RouteOp, BATCH_MIN};
-    use crate::diff::{diff, Change, Observed};
-    use crate::model::{self, split::Files};
+    use crate::core::desired::{desired, Inputs, Route, RouteKind, KILL_SWITCH_METRIC};
+    use crate::core::diff::batch::{RouteOp, BATCH_MIN};
+    use crate::core::diff::{diff, Change, Observed};
+    use crate::core::model::{self, split::Files};
 
     /// examples/site.json with a `split` on its home LAN, and the portal's
     /// table set to `table`.
     fn site(split: &str, table: u32, files: &Files) -> Result<model::Model, Vec<String>> {
         let mut v: serde_json::Value =
-            serde_json::from_str(include_str!("../../examples/site.json")).unwrap();
+            serde_json::from_str(include_str!("../../../examples/site.json")).unwrap();
         v["lans"]["home"]["split"] = serde_json::from_str(split).unwrap();
         v["portals"]["paris"]["table"] = table.into();
-        let cfg = crate::config::parse(&v.to_string()).unwrap();
+        let cfg = crate::core::config::parse(&v.to_string()).unwrap();
         model::validate_with(&cfg, files).map_err(|e| e.iter().map(|e| e.to_string()).collect())
     }
 
@@ -124,7 +124,7 @@ mod tests {
         let m = site(r#"{"portal_files": ["/l"]}"#, 51820, &files).unwrap();
         let d = desired(&m, &Inputs::default());
         let plan = diff(&d, &Observed::default(), None);
-        let batches: Vec<(usize, &crate::diff::batch::RouteBatch)> = plan
+        let batches: Vec<(usize, &crate::core::diff::batch::RouteBatch)> = plan
             .iter()
             .enumerate()
             .filter_map(|(i, c)| match c {

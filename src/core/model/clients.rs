@@ -2,8 +2,8 @@
 //! phones and laptops dial into.
 
 use super::{parse_endpoint, Endpoint, Errors, Portal};
-use crate::cidr::Cidr;
-use crate::config::Config;
+use crate::core::cidr::Cidr;
+use crate::core::config::Config;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Clients {

@@ -4,8 +4,8 @@
 //! it finds, each with the JSON path of the offending value. Key files are
 //! checked separately (keys.rs) because that needs the file system.
 
-use crate::cidr::Cidr;
-use crate::config::{self, Backend, Config};
+use crate::core::cidr::Cidr;
+use crate::core::config::{self, Backend, Config};
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;

@@ -5,11 +5,12 @@
 //! kernel) and each agent pass, so the plan is exactly what gets applied.
 //! Each change prints as the `ip`/`wg`/`nft`/`sysctl` command doing the same.
 
-use crate::cidr::Cidr;
-use crate::desired::{
+use crate::core::cidr::Cidr;
+use crate::core::desired::{
     Address, Desired, Link, Route, RouteKind, Rule, Sysctl, WgPeer, LINK_ALIAS_PREFIX, MAIN_TABLE,
-    NFT_TABLE, PROTO,
+    PROTO,
 };
+use crate::core::firewall::NFT_TABLE;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::net::SocketAddr;
@@ -71,7 +72,7 @@ pub struct ObservedPeer {
     pub endpoint: Option<SocketAddr>,
     pub allowed_ips: Vec<Cidr>,
     pub persistent_keepalive: Option<u16>,
-    /// A handshake within resolve::STALE_SECS: the peer answers.
+    /// A handshake within kernel::wireguard::STALE_SECS: the peer answers.
     pub handshake_recent: bool,
     /// The endpoint this agent last wrote to the peer (None: none yet).
     pub endpoint_written: Option<SocketAddr>,
@@ -81,7 +82,7 @@ pub struct ObservedPeer {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Change {
-    NftReplace(crate::ruleset::Table),
+    NftReplace(crate::core::ruleset::Table),
     NftDelete,
     /// `userspace`: None = kernel WireGuard if the kernel has it (auto).
     WgCreate {
@@ -268,7 +269,7 @@ pub fn teardown(o: &Observed, restore: &[Sysctl]) -> Vec<Change> {
     out
 }
 
-fn wg_update(w: &crate::desired::WgDevice, o: &ObservedWg) -> Option<Change> {
+fn wg_update(w: &crate::core::desired::WgDevice, o: &ObservedWg) -> Option<Change> {
     let key_differs = w.public_key.is_some() && w.public_key != o.public_key;
     let port_differs = w.listen_port.is_some_and(|p| p != o.listen_port);
     let peers: Vec<WgPeer> = w

@@ -1,16 +1,16 @@
 //! The diff against a kernel that already has (some of) the desired state.
 
 use super::*;
-use crate::desired::{desired, Inputs};
-use crate::model;
+use crate::core::desired::{desired, Inputs};
+use crate::core::model;
 use std::net::SocketAddr;
 
 const EXIT_KEY: &str = "xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=";
 const OWN_KEY: &str = "UgFuZCTWLvtxOv2Eo9hTDnSg47iwgelf3xf1jIFxRD4=";
 
 fn site() -> (Desired, Inputs) {
-    let text = include_str!("../../examples/site.json");
-    let m = model::validate(&crate::config::parse(text).unwrap()).unwrap();
+    let text = include_str!("../../../examples/site.json");
+    let m = model::validate(&crate::core::config::parse(text).unwrap()).unwrap();
     let mut inputs = Inputs::default();
     inputs.public_keys.insert("paris".into(), OWN_KEY.into());
     inputs
@@ -259,7 +259,7 @@ fn an_awaited_interface_is_configured_once_it_exists() {
                     "wifi": { "ssid": "A", "passphrase": "passphrase 1" } },
           "air2": { "interface": "wlan0-1", "address": "192.168.71.1/24", "via": "direct",
                     "wifi": { "radio": "wlan0", "ssid": "B", "passphrase": "passphrase 2" } } } }"#;
-    let m = model::validate(&crate::config::parse(text).unwrap()).unwrap();
+    let m = model::validate(&crate::core::config::parse(text).unwrap()).unwrap();
     let d = desired(&m, &Inputs::default());
     assert_eq!(d.awaited, vec!["wlan0-1".to_string()]);
     let mut o = applied(&d);

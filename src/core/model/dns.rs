@@ -2,9 +2,12 @@
 //! model (src/dns/).
 
 use super::{Errors, LanRoute, Portal, Wan, WanMode};
-use crate::cidr::Cidr;
-use crate::config;
+use crate::core::cidr::Cidr;
+use crate::core::config;
 use std::net::{IpAddr, Ipv4Addr};
+
+/// Answers a LAN's forwarder keeps when `lans.L.dns.cache` is not given.
+pub const DEFAULT_CACHE_ENTRIES: usize = 10_000;
 
 /// A LAN's DNS forwarder.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -84,7 +87,7 @@ pub(super) fn validate_lan(
         servers: Vec::new(),
         servers_from_wan: false,
         source: None,
-        cache: crate::dns::cache::DEFAULT_ENTRIES,
+        cache: DEFAULT_CACHE_ENTRIES,
     };
     match d.cache {
         Some(n) if n > MAX_CACHE => e.add(
@@ -153,8 +156,8 @@ pub(super) fn validate_lan(
 
 #[cfg(test)]
 mod tests {
-    use crate::config::parse;
-    use crate::model::validate;
+    use crate::core::config::parse;
+    use crate::core::model::validate;
     use std::net::Ipv4Addr;
 
     const KEY: &str = "YWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWE=";
@@ -213,7 +216,7 @@ mod tests {
         let d = m.lans[0].dns.as_ref().unwrap();
         assert_eq!(d.servers, vec![Ipv4Addr::new(1, 1, 1, 1)]);
         assert_eq!(d.source, Some(Ipv4Addr::new(10, 99, 0, 2)));
-        assert_eq!(d.cache, crate::dns::cache::DEFAULT_ENTRIES);
+        assert_eq!(d.cache, super::DEFAULT_CACHE_ENTRIES);
         let text = config(
             r#", "dns": { "servers": ["1.1.1.1"], "cache": 0 }"#,
             "",
@@ -310,9 +313,9 @@ mod tests {
 /// every LAN that forwards through a portal.
 #[cfg(test)]
 mod leak_tests {
-    use crate::cidr::Cidr;
-    use crate::desired::{desired, Inputs, RouteKind};
-    use crate::model::{validate, LanRoute};
+    use crate::core::cidr::Cidr;
+    use crate::core::desired::{desired, Inputs, RouteKind};
+    use crate::core::model::{validate, LanRoute};
     use std::net::IpAddr;
 
     #[test]
@@ -322,7 +325,7 @@ mod leak_tests {
             r#", "dns": ["10.64.0.1"]"#,
             super::tests::STATIC_WAN,
         );
-        let m = validate(&crate::config::parse(&text).unwrap()).unwrap();
+        let m = validate(&crate::core::config::parse(&text).unwrap()).unwrap();
         let d = desired(&m, &Inputs::default());
         let mut checked = 0;
         for l in &m.lans {
@@ -351,14 +354,14 @@ mod leak_tests {
             assert!(nft.contains(&line), "{line} not in\n{nft}");
         }
         let m2 = validate(
-            &crate::config::parse(
+            &crate::core::config::parse(
                 &super::tests::config("", "", super::tests::STATIC_WAN)
                     .replace(r#", "dns": {}"#, ""),
             )
             .unwrap(),
         )
         .unwrap();
-        assert!(!crate::desired::desired(&m2, &Inputs::default())
+        assert!(!crate::core::desired::desired(&m2, &Inputs::default())
             .nft
             .to_string()
             .contains("dport 53"));

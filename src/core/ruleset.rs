@@ -9,7 +9,7 @@
 use std::fmt;
 use std::net::IpAddr;
 
-use crate::cidr::Cidr;
+use crate::core::cidr::Cidr;
 
 /// `table inet NAME { ... }`.
 #[derive(Debug, Clone, PartialEq, Default)]

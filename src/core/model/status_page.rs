@@ -1,7 +1,7 @@
 //! Validation of the `status_page` section.
 
 use super::{check_hostname, Errors};
-use crate::config::Config;
+use crate::core::config::Config;
 use std::net::Ipv4Addr;
 
 pub const DEFAULT_PORT: u16 = 80;
@@ -38,7 +38,7 @@ pub(super) fn validate(cfg: &Config, e: &mut Errors) -> Option<StatusPage> {
     let page = cfg
         .status_page
         .clone()
-        .unwrap_or(crate::config::StatusPage {
+        .unwrap_or(crate::core::config::StatusPage {
             enabled: true,
             ..Default::default()
         });

@@ -5,7 +5,7 @@
 //! others interfaces that hostapd creates (`bss=` in hostapd.conf).
 
 use super::Errors;
-use crate::config::{self, Config};
+use crate::core::config::{self, Config};
 use std::fmt;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
