@@ -237,7 +237,16 @@ impl Kernel {
                 };
                 routes::write(&b)?.outcome(1)
             }
-            other => self.net.apply(other).await,
+            Change::LinkSet {
+                name,
+                mtu,
+                alias,
+                up,
+            } => self.net.link_set(name, *mtu, alias.as_deref(), *up).await,
+            Change::AddrAdd(a) => self.net.addr_add(a).await,
+            Change::AddrDel(a) => self.net.addr_del(a).await,
+            Change::RuleAdd(r) => self.net.rule_add(r).await,
+            Change::RuleDel(r) => self.net.rule_del(r).await,
         }
     }
 

@@ -3,7 +3,7 @@
 
 use crate::core::cidr::Cidr;
 use crate::core::desired::{Address, Desired, Rule, PROTO};
-use crate::core::diff::{Change, LinkKind, Observed, ObservedAddress, ObservedLink};
+use crate::core::diff::{LinkKind, Observed, ObservedAddress, ObservedLink};
 use futures::TryStreamExt;
 use netlink_packet_route::address::{AddressAttribute, AddressMessage, AddressProtocol};
 use netlink_packet_route::link::{InfoKind, LinkAttribute, LinkFlags, LinkInfo, LinkMessage};
@@ -132,61 +132,65 @@ impl Netlink {
             .map_err(|e| err(&format!("deleting {name}"), e))
     }
 
-    pub async fn apply(&self, c: &Change) -> Result<(), String> {
-        let h = &self.handle;
-        match c {
-            Change::LinkSet {
-                name,
-                mtu,
-                alias,
-                up,
-            } => {
-                let mut b = LinkUnspec::new_with_index(self.index(name).await?);
-                if let Some(m) = mtu {
-                    b = b.mtu(*m);
-                }
-                if let Some(a) = alias {
-                    b = b.alias(a.clone());
-                }
-                if *up {
-                    b = b.up();
-                }
-                h.link()
-                    .set(b.build())
-                    .execute()
-                    .await
-                    .map_err(|e| err("link", e))
-            }
-            Change::AddrAdd(a) => {
-                let mut req = h
-                    .address()
-                    .add(self.index(&a.dev).await?, a.cidr.addr, a.cidr.len);
-                req.message_mut()
-                    .attributes
-                    .push(AddressAttribute::Protocol(AddressProtocol::Other(PROTO)));
-                req.execute().await.map_err(|e| err("address", e))
-            }
-            Change::AddrDel(a) => {
-                let msg = self.address_message(a).await?;
-                h.address()
-                    .del(msg)
-                    .execute()
-                    .await
-                    .map_err(|e| err("address", e))
-            }
-            Change::RuleAdd(r) => {
-                let mut req = h.rule().add();
-                *req.message_mut() = rule_message(r);
-                req.execute().await.map_err(|e| err("rule", e))
-            }
-            Change::RuleDel(r) => h
-                .rule()
-                .del(rule_message(r))
-                .execute()
-                .await
-                .map_err(|e| err("rule", e)),
-            other => Err(format!("not a netlink change: {other}")),
+    pub async fn link_set(
+        &self,
+        name: &str,
+        mtu: Option<u32>,
+        alias: Option<&str>,
+        up: bool,
+    ) -> Result<(), String> {
+        let mut b = LinkUnspec::new_with_index(self.index(name).await?);
+        if let Some(m) = mtu {
+            b = b.mtu(m);
         }
+        if let Some(a) = alias {
+            b = b.alias(a.to_string());
+        }
+        if up {
+            b = b.up();
+        }
+        self.handle
+            .link()
+            .set(b.build())
+            .execute()
+            .await
+            .map_err(|e| err("link", e))
+    }
+
+    pub async fn addr_add(&self, a: &Address) -> Result<(), String> {
+        let mut req = self
+            .handle
+            .address()
+            .add(self.index(&a.dev).await?, a.cidr.addr, a.cidr.len);
+        req.message_mut()
+            .attributes
+            .push(AddressAttribute::Protocol(AddressProtocol::Other(PROTO)));
+        req.execute().await.map_err(|e| err("address", e))
+    }
+
+    pub async fn addr_del(&self, a: &Address) -> Result<(), String> {
+        let msg = self.address_message(a).await?;
+        self.handle
+            .address()
+            .del(msg)
+            .execute()
+            .await
+            .map_err(|e| err("address", e))
+    }
+
+    pub async fn rule_add(&self, r: &Rule) -> Result<(), String> {
+        let mut req = self.handle.rule().add();
+        *req.message_mut() = rule_message(r);
+        req.execute().await.map_err(|e| err("rule", e))
+    }
+
+    pub async fn rule_del(&self, r: &Rule) -> Result<(), String> {
+        self.handle
+            .rule()
+            .del(rule_message(r))
+            .execute()
+            .await
+            .map_err(|e| err("rule", e))
     }
 
     async fn address_message(&self, a: &Address) -> Result<AddressMessage, String> {
