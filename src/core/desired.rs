@@ -7,7 +7,7 @@
 //! "portal:<name>", and the nftables table is Portal's own (`inet portal`).
 
 use crate::core::cidr::Cidr;
-use crate::core::model::{Endpoint, LanRoute, Model, WanMode};
+use crate::core::model::{Endpoint, Model, WanMode};
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -283,14 +283,7 @@ pub fn desired(m: &Model, inputs: &Inputs) -> Desired {
             }
         }
     }
-    let via_lans: Vec<_> = m
-        .lans
-        .iter()
-        .filter_map(|l| match &l.route {
-            LanRoute::Portal(p) => m.portal(p).map(|p| (l, p)),
-            LanRoute::Direct => None,
-        })
-        .collect();
+    let via_lans: Vec<_> = m.lans.iter().filter_map(|l| Some((l, m.via(l)?))).collect();
     if !via_lans.is_empty() {
         for l in &m.lans {
             d.rules.push(Rule {

@@ -410,8 +410,8 @@ fn forward(m: &Model) -> Vec<Rule> {
                     }
                 }
             }
-            LanRoute::Portal(name) => {
-                let Some(p) = m.portal(name) else { continue };
+            LanRoute::Portal(via) => {
+                let p = &m.portals[via.index];
                 r.push(
                     rule(vec![
                         iifname(&l.interface),
@@ -511,8 +511,8 @@ fn nat(m: &Model) -> Vec<Rule> {
         .comment(format!("lan {} out the WAN", l.name));
         match &l.route {
             LanRoute::Direct => r.push(out_wan),
-            LanRoute::Portal(name) => {
-                let Some(p) = m.portal(name) else { continue };
+            LanRoute::Portal(via) => {
+                let p = &m.portals[via.index];
                 if p.masquerade {
                     // Site-to-site traffic keeps its real source address.
                     let mut items = vec![

@@ -78,7 +78,21 @@ pub struct Lan {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LanRoute {
     Direct,
-    Portal(String),
+    Portal(PortalRef),
+}
+
+/// A LAN's `via` portal, resolved at validation: its place in
+/// `Model::portals` (so no lookup by name can miss later) and its name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortalRef {
+    pub index: usize,
+    pub name: String,
+}
+
+impl std::fmt::Display for PortalRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.name)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -147,6 +161,14 @@ impl Model {
         self.portals.iter().find(|p| p.name == name)
     }
 
+    /// The portal LAN `l` leaves through; None for a direct LAN.
+    pub fn via(&self, l: &Lan) -> Option<&Portal> {
+        match &l.route {
+            LanRoute::Portal(r) => Some(&self.portals[r.index]),
+            LanRoute::Direct => None,
+        }
+    }
+
     /// Interfaces hostapd makes (every SSID but a radio's first): absent
     /// until it runs, and made again when it restarts.
     pub fn hostapd_interfaces(&self) -> impl Iterator<Item = &str> {
@@ -164,7 +186,7 @@ impl Model {
     pub fn lans_via<'a>(&'a self, portal: &'a str) -> impl Iterator<Item = &'a Lan> + 'a {
         self.lans
             .iter()
-            .filter(move |l| l.route == LanRoute::Portal(portal.to_string()))
+            .filter(move |l| matches!(&l.route, LanRoute::Portal(r) if r.name == portal))
     }
 
     /// The split list files in use, watched by the agent for changes.
@@ -484,7 +506,8 @@ fn validate_lans(
         let route = if l.via == DIRECT {
             LanRoute::Direct
         } else {
-            match portals.iter().find(|p| p.name == l.via) {
+            let index = portals.iter().position(|p| p.name == l.via);
+            match index.map(|i| &portals[i]) {
                 None => {
                     let known: Vec<&str> = portals.iter().map(|p| p.name.as_str()).collect();
                     e.add(
@@ -517,7 +540,11 @@ fn validate_lans(
                     }
                 }
             }
-            LanRoute::Portal(l.via.clone())
+            LanRoute::Portal(PortalRef {
+                // A missing portal is an error above: no model is made.
+                index: index.unwrap_or(usize::MAX),
+                name: l.via.clone(),
+            })
         };
         if let Some(address) = address {
             let mut dhcp = l

@@ -63,10 +63,7 @@ struct Spec {
 /// For `Spec::exit`: the public keys of the peers with an endpoint of the
 /// portal `l` goes through (none for a direct LAN).
 fn exit_keys(m: &Model, l: &crate::core::model::Lan) -> Vec<String> {
-    let crate::core::model::LanRoute::Portal(p) = &l.route else {
-        return Vec::new();
-    };
-    let peers = m.portal(p).map(|p| p.peers.as_slice()).unwrap_or_default();
+    let peers = m.via(l).map(|p| p.peers.as_slice()).unwrap_or_default();
     peers
         .iter()
         .filter(|x| x.endpoint.is_some())

@@ -5,7 +5,7 @@ use super::{Facts, Finding, Severity, HANDSHAKE_STALE_SECS, WG_OVERHEAD_V4, WG_O
 use crate::core::cidr::Cidr;
 use crate::core::desired::RouteKind;
 use crate::core::diff::Observed;
-use crate::core::model::{LanRoute, Model};
+use crate::core::model::{Model, Portal};
 use crate::trace::{self, Packet, RouteType};
 use std::net::{IpAddr, Ipv4Addr};
 
@@ -622,17 +622,17 @@ fn short(key: &str) -> String {
 pub fn kill_switch(m: &Model, f: &Facts) -> Vec<Finding> {
     let rules = f.nft.as_deref().map(nft::rules).unwrap_or_default();
     let has_rule = |c: &str| rules.iter().any(|r| r.comment.as_deref() == Some(c));
-    let expected: Vec<(String, String, String)> = m
+    let expected: Vec<(&str, &Portal, String)> = m
         .lans
         .iter()
         .filter(|l| l.kill_switch)
-        .filter_map(|l| match &l.route {
-            LanRoute::Portal(p) => Some((
-                l.name.clone(),
-                p.clone(),
-                format!("kill switch {} via {p}", l.name),
-            )),
-            LanRoute::Direct => None,
+        .filter_map(|l| {
+            let p = m.via(l)?;
+            Some((
+                l.name.as_str(),
+                p,
+                format!("kill switch {} via {}", l.name, p.name),
+            ))
         })
         .collect();
     // The agent's own check (status page), on an observation built from the
@@ -661,11 +661,11 @@ pub fn kill_switch(m: &Model, f: &Facts) -> Vec<Finding> {
     };
     let armed = crate::status::collect::kill_switch_armed(m, &o);
     let mut out = Vec::new();
-    for (lan, portal, comment) in &expected {
-        if armed.get(lan).copied().unwrap_or(true) {
+    for (lan, p, comment) in &expected {
+        if armed.get(*lan).copied().unwrap_or(true) {
             continue;
         }
-        let Some(p) = m.portal(portal) else { continue };
+        let portal = &p.name;
         let route = o
             .routes
             .iter()

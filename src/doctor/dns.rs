@@ -219,9 +219,7 @@ fn upstreams(m: &Model, f: &Facts, l: &Lan, probes: Vec<&DnsProbe>) -> Vec<Findi
     // the handshake check's finding, and the cause of these failures.
     let (path, tunnel) = match &l.route {
         LanRoute::Portal(name) => {
-            let Some(p) = m.portal(name) else {
-                return Vec::new();
-            };
+            let p = &m.portals[name.index];
             let Some(age) = fresh_handshake(f, &p.interface) else {
                 return Vec::new();
             };

@@ -155,7 +155,7 @@ pub fn probe_plan(m: &Model, f: &Facts) -> Vec<Probe> {
             for l in &m.lans {
                 let reaches = match &l.route {
                     // Masqueraded unless the target is a routed subnet.
-                    LanRoute::Portal(name) => name == &p.name && (routed || !p.masquerade),
+                    LanRoute::Portal(r) => r.name == p.name && (routed || !p.masquerade),
                     LanRoute::Direct => routed,
                 };
                 if reaches {

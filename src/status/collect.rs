@@ -48,10 +48,7 @@ pub fn kill_switch_armed(m: &Model, o: &Observed) -> BTreeMap<String, bool> {
     m.lans
         .iter()
         .filter(|l| l.kill_switch)
-        .filter_map(|l| match &l.route {
-            LanRoute::Portal(p) => Some((l, m.portal(p)?)),
-            LanRoute::Direct => None,
-        })
+        .filter_map(|l| Some((l, m.via(l)?)))
         .map(|(l, p)| {
             // A split LAN's kill switch is in its own table; a `portal`
             // list has one per prefix instead of a default.
@@ -179,7 +176,7 @@ impl Collector {
                 interface: l.interface.clone(),
                 address: first_addr(&l.interface).unwrap_or_else(|| "-".into()),
                 exit: match &l.route {
-                    LanRoute::Portal(p) => p.clone(),
+                    LanRoute::Portal(p) => p.name.clone(),
                     LanRoute::Direct => crate::core::model::DIRECT.into(),
                 },
                 kill_switch_armed: kill_switch.get(&l.name).copied(),

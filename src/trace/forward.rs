@@ -28,10 +28,8 @@ pub fn verdict(m: &Model, lan: &Lan, dst: &IpAddr, t: &Trace) -> Verdict {
         _ => return Verdict::NotForwarded("routing refused it before the firewall".into()),
     };
     match &lan.route {
-        LanRoute::Portal(name) => {
-            let Some(p) = m.portal(name) else {
-                return Verdict::Drop;
-            };
+        LanRoute::Portal(r) => {
+            let p = &m.portals[r.index];
             if oif == p.interface {
                 Verdict::Accept(format!("lan {} via {}", lan.name, p.name))
             } else if lan.split.is_some() && lan.kill_switch && oif == m.wan.interface {

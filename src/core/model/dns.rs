@@ -100,7 +100,7 @@ pub(super) fn validate_lan(
     match route {
         LanRoute::Portal(name) => {
             // A missing portal is reported by `via` already.
-            let p = portals.iter().find(|p| &p.name == name)?;
+            let p = portals.get(name.index)?;
             out.source = p.addresses.iter().find_map(|a| match a.addr {
                 IpAddr::V4(v4) => Some(v4),
                 IpAddr::V6(_) => None,
@@ -332,7 +332,7 @@ mod leak_tests {
             let (Some(dns), LanRoute::Portal(p)) = (&l.dns, &l.route) else {
                 continue;
             };
-            let p = m.portal(p).unwrap();
+            let p = &m.portals[p.index];
             let src = Cidr::new(IpAddr::V4(dns.source.unwrap()), 32);
             assert!(d
                 .rules

@@ -124,7 +124,13 @@ fn baseline_is_valid() {
     assert_eq!(m.wan.interface, "eth0");
     assert_eq!(m.lans.len(), 2);
     let home = m.lans.iter().find(|l| l.name == "home").unwrap();
-    assert_eq!(home.route, LanRoute::Portal("paris".into()));
+    assert_eq!(
+        home.route,
+        LanRoute::Portal(PortalRef {
+            index: 0,
+            name: "paris".into()
+        })
+    );
     assert!(home.kill_switch, "kill_switch defaults to on");
     let p = m.portal("paris").unwrap();
     assert_eq!(
