@@ -11,13 +11,13 @@ use crate::dhcp::service::Servers;
 use crate::dhcp::wan::WanClient;
 use crate::dns;
 use crate::kernel::{Kernel, Report};
-use crate::load::load;
+use crate::load::{load, LoadError};
 use crate::log;
 use crate::resolve::Resolver;
 use crate::status::collect::{kill_switch_armed, AgentView, Shared};
 use crate::status::{probe, server::Pages};
 use crate::wifi::hostapd::{self, WifiView};
-use crate::worker::{lock, WorkerSet};
+use crate::worker::{lock, Worker, WorkerSet};
 use futures::StreamExt;
 use rtnetlink::MulticastGroup;
 use std::path::{Path, PathBuf};
@@ -192,105 +192,195 @@ fn mark_healthy(run_dir: &Path) -> bool {
     }
 }
 
-pub async fn run(
-    config: &Path,
+/// What a running agent holds: the config in force, the kernel handle, and
+/// the servers and threads that follow the config.
+struct Agent<'a> {
+    config: &'a Path,
     opts: Options,
-    mut m: Model,
-    mut inputs: Inputs,
-) -> Result<(), String> {
-    let mut kernel = Kernel::new(m.backend, opts.run_dir.clone(), opts.state_dir.clone())?;
-    let (conn, _handle, mut events) = rtnetlink::new_multicast_connection(&[
-        MulticastGroup::Link,
-        MulticastGroup::Ipv4Ifaddr,
-        MulticastGroup::Ipv4Route,
-        MulticastGroup::Ipv4Rule,
-    ])
-    .map_err(|e| format!("netlink events: {e}"))?;
-    tokio::spawn(conn);
-    let mut hup = signal(SignalKind::hangup()).map_err(|e| e.to_string())?;
-    let mut term = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
-    let mut int = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
-    let mut config_mtime = mtimes(config, &m);
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    let mut last_pass = Instant::now() - opts.interval;
-    let mut reason = "start";
-    let mut healthy = false;
-    let mut dhcp = Servers::default();
-    let mut dns_forwarders = dns::service::Servers::default();
-    let mut wan: Option<WanClient> = None;
-    let shared: Shared = Arc::new(Mutex::new(AgentView {
-        model: Some(Arc::new(m.clone())),
-        ..AgentView::default()
-    }));
-    let mut pages = Pages::new(shared.clone(), &opts.state_dir);
-    pages.offer_peers(&opts.run_dir);
-    let wifi_view = lock(&shared).wifi.clone();
-    dns_forwarders.set_view(lock(&shared).dns.clone());
-    let mut radios: WorkerSet<hostapd::Spec> = WorkerSet::default();
-    let prober = probe::start(shared.clone());
-    let resolver = Resolver::start(opts.resolve_interval);
-    resolver.set_model(&m);
-    let mut resolved = resolver.watch();
-    log::info(&format!(
-        "agent started: {} LAN(s), {} portal(s), config {}",
-        m.lans.len(),
-        m.portals.len(),
-        config.display()
-    ));
-    loop {
-        sync_wan_client(&mut wan, &m, &opts.state_dir);
-        if !reason.is_empty() {
-            let started = Instant::now();
-            inputs.endpoints = resolver.endpoints(&m);
-            inputs.wan_lease = wan.as_ref().and_then(|w| w.lease());
-            let outcome = checked_pass(&mut kernel, &m, &inputs).await;
-            counters::add(&counters::PASSES, 1);
-            if let Ok((r, after)) = &outcome {
-                counters::add(&counters::CHANGES_APPLIED, r.applied.len() as u64);
-                counters::add(&counters::APPLY_ERRORS, r.errors.len() as u64);
-                lock(&shared).kill_switch = kill_switch_armed(&m, after);
-            }
-            if !healthy && matches!(&outcome, Ok((r, _)) if r.errors.is_empty()) {
-                healthy = mark_healthy(&opts.run_dir);
-            }
-            match outcome.map(|(r, _)| r) {
-                Ok(r) if r.applied.is_empty() && r.errors.is_empty() => {}
-                Ok(r) => {
-                    log_report(&r);
-                    let slowest = r
-                        .slowest()
-                        .map(|(step, ms)| format!(" (slowest: {step} {ms} ms)"))
-                        .unwrap_or_default();
-                    log::info(&format!(
-                        "pass ({reason}): {} change(s), {} error(s) in {} ms{slowest}",
-                        r.applied.len(),
-                        r.errors.len(),
-                        started.elapsed().as_millis()
-                    ));
-                }
-                Err(e) => log::error(&format!("pass ({reason}): {e}")),
-            }
-            // Servers follow the config; a stopped one is restarted here.
-            let wan_dns = inputs
-                .wan_lease
-                .as_ref()
-                .map(|l| l.dns.clone())
-                .unwrap_or_default();
-            dhcp.sync(&m, &opts.state_dir, &wan_dns);
-            dns_forwarders.sync(&m, &wan_dns);
-            pages.sync(&m);
-            sync_radios(&mut radios, &m, &opts.run_dir, &wifi_view);
-            write_resolv_conf(&opts.run_dir, &m, inputs.wan_lease.as_ref());
-            last_pass = Instant::now();
-            reason = "";
+    m: Model,
+    inputs: Inputs,
+    kernel: Kernel,
+    shared: Shared,
+    dhcp: Servers,
+    dns_forwarders: dns::service::Servers,
+    wan: Option<WanClient>,
+    pages: Pages,
+    radios: WorkerSet<hostapd::Spec>,
+    wifi_view: WifiView,
+    prober: Worker,
+    resolver: Resolver,
+    /// The config's (and its list files') modification times, as loaded.
+    config_mtime: Vec<Option<SystemTime>>,
+    last_pass: Instant,
+    /// The health file is written (after the first pass without errors).
+    healthy: bool,
+}
+
+/// What wakes the agent: the kernel's events and the signals it obeys.
+struct Wakers {
+    events: futures::channel::mpsc::UnboundedReceiver<(
+        rtnetlink::packet_core::NetlinkMessage<rtnetlink::packet_route::RouteNetlinkMessage>,
+        rtnetlink::sys::SocketAddr,
+    )>,
+    hup: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    tick: tokio::time::Interval,
+    resolved: tokio::sync::watch::Receiver<u64>,
+}
+
+pub async fn run(config: &Path, opts: Options, m: Model, inputs: Inputs) -> Result<(), String> {
+    let (mut agent, mut wakers) = Agent::start(config, opts, m, inputs)?;
+    let mut reason = Some("start");
+    while let Some(why) = reason {
+        agent.sync_wan_client();
+        if !why.is_empty() {
+            agent.pass(why).await;
+            agent.sync_services();
         }
-        let mut lease_rx = wan.as_ref().map(|w| w.watch());
+        reason = agent.wait(&mut wakers).await;
+        if let Some(why @ ("SIGHUP" | "config changed")) = reason {
+            agent.reload(why);
+        }
+    }
+    agent.stop();
+    Ok(())
+}
+
+impl<'a> Agent<'a> {
+    /// The kernel handle, the event subscription and the threads that do
+    /// not depend on the config (prober, resolver, status pages).
+    fn start(
+        config: &'a Path,
+        opts: Options,
+        m: Model,
+        inputs: Inputs,
+    ) -> Result<(Agent<'a>, Wakers), String> {
+        let kernel = Kernel::new(m.backend, opts.run_dir.clone(), opts.state_dir.clone())?;
+        let (conn, _handle, events) = rtnetlink::new_multicast_connection(&[
+            MulticastGroup::Link,
+            MulticastGroup::Ipv4Ifaddr,
+            MulticastGroup::Ipv4Route,
+            MulticastGroup::Ipv4Rule,
+        ])
+        .map_err(|e| format!("netlink events: {e}"))?;
+        tokio::spawn(conn);
+        let on = |kind| signal(kind).map_err(|e| e.to_string());
+        let shared: Shared = Arc::new(Mutex::new(AgentView {
+            model: Some(Arc::new(m.clone())),
+            ..AgentView::default()
+        }));
+        let pages = Pages::new(shared.clone(), &opts.state_dir);
+        pages.offer_peers(&opts.run_dir);
+        let wifi_view = lock(&shared).wifi.clone();
+        let mut dns_forwarders = dns::service::Servers::default();
+        dns_forwarders.set_view(lock(&shared).dns.clone());
+        let prober = probe::start(shared.clone());
+        let resolver = Resolver::start(opts.resolve_interval);
+        resolver.set_model(&m);
+        let wakers = Wakers {
+            events,
+            hup: on(SignalKind::hangup())?,
+            term: on(SignalKind::terminate())?,
+            int: on(SignalKind::interrupt())?,
+            tick: tokio::time::interval(Duration::from_secs(1)),
+            resolved: resolver.watch(),
+        };
+        log::info(&format!(
+            "agent started: {} LAN(s), {} portal(s), config {}",
+            m.lans.len(),
+            m.portals.len(),
+            config.display()
+        ));
+        let agent = Agent {
+            config,
+            config_mtime: mtimes(config, &m),
+            last_pass: Instant::now() - opts.interval,
+            wifi_view,
+            prober,
+            opts,
+            m,
+            inputs,
+            kernel,
+            shared,
+            dhcp: Servers::default(),
+            dns_forwarders,
+            wan: None,
+            pages,
+            radios: WorkerSet::default(),
+            resolver,
+            healthy: false,
+        };
+        Ok((agent, wakers))
+    }
+
+    fn sync_wan_client(&mut self) {
+        sync_wan_client(&mut self.wan, &self.m, &self.opts.state_dir);
+    }
+
+    /// One pass with the latest endpoints and WAN lease; counted, logged
+    /// when it wrote or failed, and published to the status page.
+    async fn pass(&mut self, reason: &str) {
+        let started = Instant::now();
+        self.inputs.endpoints = self.resolver.endpoints(&self.m);
+        self.inputs.wan_lease = self.wan.as_ref().and_then(|w| w.lease());
+        let outcome = checked_pass(&mut self.kernel, &self.m, &self.inputs).await;
+        counters::add(&counters::PASSES, 1);
+        if let Ok((r, after)) = &outcome {
+            counters::add(&counters::CHANGES_APPLIED, r.applied.len() as u64);
+            counters::add(&counters::APPLY_ERRORS, r.errors.len() as u64);
+            lock(&self.shared).kill_switch = kill_switch_armed(&self.m, after);
+        }
+        if !self.healthy && matches!(&outcome, Ok((r, _)) if r.errors.is_empty()) {
+            self.healthy = mark_healthy(&self.opts.run_dir);
+        }
+        match outcome.map(|(r, _)| r) {
+            Ok(r) if r.applied.is_empty() && r.errors.is_empty() => {}
+            Ok(r) => {
+                log_report(&r);
+                let slowest = r
+                    .slowest()
+                    .map(|(step, ms)| format!(" (slowest: {step} {ms} ms)"))
+                    .unwrap_or_default();
+                log::info(&format!(
+                    "pass ({reason}): {} change(s), {} error(s) in {} ms{slowest}",
+                    r.applied.len(),
+                    r.errors.len(),
+                    started.elapsed().as_millis()
+                ));
+            }
+            Err(e) => log::error(&format!("pass ({reason}): {e}")),
+        }
+    }
+
+    /// Servers follow the config; a stopped one is restarted here.
+    fn sync_services(&mut self) {
+        let wan_dns = self
+            .inputs
+            .wan_lease
+            .as_ref()
+            .map(|l| l.dns.clone())
+            .unwrap_or_default();
+        let (m, opts) = (&self.m, &self.opts);
+        self.dhcp.sync(m, &opts.state_dir, &wan_dns);
+        self.dns_forwarders.sync(m, &wan_dns);
+        self.pages.sync(m);
+        sync_radios(&mut self.radios, m, &opts.run_dir, &self.wifi_view);
+        write_resolv_conf(&opts.run_dir, m, self.inputs.wan_lease.as_ref());
+        self.last_pass = Instant::now();
+    }
+
+    /// Waits for the next reason to pass ("" when a wake-up needs none);
+    /// None on SIGTERM or SIGINT.
+    async fn wait(&mut self, w: &mut Wakers) -> Option<&'static str> {
+        let mut lease_rx = self.wan.as_ref().map(|w| w.watch());
+        let used = &self.inputs.wan_lease;
         let lease_changed = async {
             match lease_rx.as_mut() {
                 Some(rx) => {
                     // A clone starts from the original's last-seen version:
                     // compare against what the last pass used instead.
-                    if *rx.borrow_and_update() != inputs.wan_lease {
+                    if *rx.borrow_and_update() != *used {
                         return Some(());
                     }
                     rx.changed().await.ok()
@@ -299,76 +389,86 @@ pub async fn run(
             }
         };
         tokio::select! {
-            Ok(()) = resolved.changed() => reason = "endpoint address changed",
+            Ok(()) = w.resolved.changed() => Some("endpoint address changed"),
             Some(()) = lease_changed => {
-                if wan.as_ref().and_then(|w| w.lease()) != inputs.wan_lease {
-                    reason = "WAN lease";
-                }
+                let now = self.wan.as_ref().and_then(|w| w.lease());
+                Some(if now != self.inputs.wan_lease { "WAN lease" } else { "" })
             }
-            Some(_) = events.next() => {
+            Some(_) = w.events.next() => {
                 // Let a burst of events (often our own writes) settle, then
                 // do one pass: it writes nothing if nothing is off.
                 tokio::time::sleep(Duration::from_millis(50)).await;
-                while let Ok(Some(_)) = tokio::time::timeout(Duration::from_millis(1), events.next()).await {}
-                reason = "netlink event";
+                while let Ok(Some(_)) = tokio::time::timeout(Duration::from_millis(1), w.events.next()).await {}
+                Some("netlink event")
             }
-            _ = hup.recv() => reason = "SIGHUP",
-            _ = term.recv() => break,
-            _ = int.recv() => break,
-            _ = tick.tick() => {
-                let now_mtime = mtimes(config, &m);
-                if now_mtime != config_mtime {
-                    config_mtime = now_mtime;
-                    reason = "config changed";
-                } else if last_pass.elapsed() >= opts.interval {
-                    reason = "periodic";
-                }
-            }
-        }
-        if reason == "SIGHUP" || reason == "config changed" {
-            match load(config) {
-                Ok((nm, ni)) => {
-                    log::info(&format!("{reason}: config reloaded"));
-                    lock(&shared).model = Some(Arc::new(nm.clone()));
-                    resolver.set_model(&nm);
-                    m = nm;
-                    inputs = ni;
-                    // The new config may name other list files.
-                    config_mtime = mtimes(config, &m);
-                }
-                Err(errs) => {
-                    for e in errs {
-                        log::error(&format!("config not applied: {e}"));
-                    }
-                    log::error("keeping the previous config in force");
+            _ = w.hup.recv() => Some("SIGHUP"),
+            _ = w.term.recv() => None,
+            _ = w.int.recv() => None,
+            _ = w.tick.tick() => {
+                let now_mtime = mtimes(self.config, &self.m);
+                if now_mtime != self.config_mtime {
+                    self.config_mtime = now_mtime;
+                    Some("config changed")
+                } else if self.last_pass.elapsed() >= self.opts.interval {
+                    Some("periodic")
+                } else {
+                    Some("")
                 }
             }
         }
     }
-    // Every thread is told at once, then each is waited for: stopping
-    // takes as long as the slowest thread, not the sum.
-    let stopping = Instant::now();
-    prober.tell_to_stop();
-    resolver.tell_to_stop();
-    if let Some(w) = &wan {
-        w.tell_to_stop();
+
+    /// A new config replaces the one in force only if it validates in full.
+    fn reload(&mut self, reason: &str) {
+        match load(self.config) {
+            Ok((nm, ni)) => {
+                log::info(&format!("{reason}: config reloaded"));
+                lock(&self.shared).model = Some(Arc::new(nm.clone()));
+                self.resolver.set_model(&nm);
+                self.m = nm;
+                self.inputs = ni;
+                // The new config may name other list files.
+                self.config_mtime = mtimes(self.config, &self.m);
+            }
+            Err(LoadError::Read { path, error }) => log::error(&format!(
+                "config not applied: cannot read {}: {error}; keeping the previous config in \
+                 force (it is read again when it changes)",
+                path.display()
+            )),
+            Err(LoadError::Invalid(errs)) => {
+                for e in errs {
+                    log::error(&format!("config not applied: {e}"));
+                }
+                log::error("keeping the previous config in force");
+            }
+        }
     }
-    dhcp.tell_all_to_stop();
-    dns_forwarders.tell_all_to_stop();
-    pages.tell_all_to_stop();
-    radios.tell_all_to_stop();
-    dhcp.stop_all();
-    dns_forwarders.stop_all();
-    pages.stop_all();
-    radios.stop_all();
-    prober.stop();
-    resolver.stop();
-    if let Some(w) = wan.take() {
-        w.stop();
+
+    /// Every thread is told at once, then each is waited for: stopping
+    /// takes as long as the slowest thread, not the sum.
+    fn stop(mut self) {
+        let stopping = Instant::now();
+        self.prober.tell_to_stop();
+        self.resolver.tell_to_stop();
+        if let Some(w) = &self.wan {
+            w.tell_to_stop();
+        }
+        self.dhcp.tell_all_to_stop();
+        self.dns_forwarders.tell_all_to_stop();
+        self.pages.tell_all_to_stop();
+        self.radios.tell_all_to_stop();
+        self.dhcp.stop_all();
+        self.dns_forwarders.stop_all();
+        self.pages.stop_all();
+        self.radios.stop_all();
+        self.prober.stop();
+        self.resolver.stop();
+        if let Some(w) = self.wan.take() {
+            w.stop();
+        }
+        log::info(&format!(
+            "agent stopping (threads ended in {} ms); the applied state stays in place (use `portal down` to remove it)",
+            stopping.elapsed().as_millis()
+        ));
     }
-    log::info(&format!(
-        "agent stopping (threads ended in {} ms); the applied state stays in place (use `portal down` to remove it)",
-        stopping.elapsed().as_millis()
-    ));
-    Ok(())
 }

@@ -8,14 +8,38 @@ use crate::core::model::{self, Model};
 use crate::keys;
 use crate::log;
 use crate::resolve;
-use std::path::Path;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// Why a config did not load. Callers act on the kind: a file that cannot
+/// be read is no fault of its content (the agent keeps the config in force
+/// until the file changes again), an invalid one lists every problem.
+#[derive(Debug)]
+pub enum LoadError {
+    Read {
+        path: PathBuf,
+        error: std::io::Error,
+    },
+    /// Every problem, each naming its JSON path or key file.
+    Invalid(Vec<String>),
+}
+
+impl fmt::Display for LoadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LoadError::Read { path, error } => write!(f, "cannot read {}: {error}", path.display()),
+            LoadError::Invalid(errs) => write!(f, "{}", errs.join("; ")),
+        }
+    }
+}
 
 /// Reads, parses and validates; key files are checked too (mode, content).
-/// Every problem is returned, each naming its field or file.
-pub fn load(path: &Path) -> Result<(Model, Inputs), Vec<String>> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| vec![format!("cannot read {}: {e}", path.display())])?;
-    load_text(&text)
+pub fn load(path: &Path) -> Result<(Model, Inputs), LoadError> {
+    let text = std::fs::read_to_string(path).map_err(|error| LoadError::Read {
+        path: path.to_path_buf(),
+        error,
+    })?;
+    load_text(&text).map_err(LoadError::Invalid)
 }
 
 /// [`load`] of a config's text (a new version checked before it is written).
@@ -89,6 +113,40 @@ pub fn resolve_endpoints(m: &Model, inputs: &mut Inputs) {
                 "portals.{}.peers[{}].endpoint: cannot resolve {}: {err}",
                 t.key.0, t.key.1, t.host
             )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testdir::TestDir;
+
+    #[test]
+    fn an_unreadable_file_and_an_invalid_one_are_told_apart() {
+        let d = TestDir::new("load-kinds");
+        let missing = d.path().join("none.json");
+        match load(&missing) {
+            Err(LoadError::Read { path, error }) => {
+                assert_eq!(path, missing);
+                assert_eq!(error.kind(), std::io::ErrorKind::NotFound);
+            }
+            other => panic!("{other:?}"),
+        }
+        let bad = d.path().join("bad.json");
+        std::fs::write(
+            &bad,
+            r#"{ "wan": { "interface": "eth0" }, "lans": { "x": 1 } }"#,
+        )
+        .unwrap();
+        match load(&bad) {
+            Err(LoadError::Invalid(errs)) => {
+                assert!(
+                    errs[0].starts_with("lans.x: expected an object"),
+                    "{errs:?}"
+                )
+            }
+            other => panic!("{other:?}"),
         }
     }
 }

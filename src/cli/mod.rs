@@ -92,10 +92,15 @@ pub fn fail(e: &str) -> ExitCode {
 
 /// Loads the config, or prints every problem and returns exit status 2.
 pub fn load_or_report(path: &Path) -> Result<(model::Model, desired::Inputs), ExitCode> {
-    load::load(path).map_err(|errs| {
-        eprintln!("portal: {} is not valid:", path.display());
-        for e in &errs {
-            eprintln!("  {e}");
+    load::load(path).map_err(|e| {
+        match e {
+            load::LoadError::Read { .. } => eprintln!("portal: {e}"),
+            load::LoadError::Invalid(errs) => {
+                eprintln!("portal: {} is not valid:", path.display());
+                for e in &errs {
+                    eprintln!("  {e}");
+                }
+            }
         }
         ExitCode::from(EXIT_USAGE)
     })
