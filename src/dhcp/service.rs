@@ -22,7 +22,7 @@ use std::time::Duration;
 /// Requests handled per fsync at most: bounds the delay of the first reply
 /// while letting one fsync cover a burst (scripts/bench-dhcp prints the
 /// delays perfdhcp sees).
-const BATCH: usize = 256;
+const BATCH: usize = 64;
 /// Room for the requests that arrive during an fsync (the default buffer
 /// holds about 200 small datagrams).
 const RECV_BUFFER: usize = 4 << 20;
@@ -108,8 +108,12 @@ struct Serving<'a> {
     store: LeaseStore,
     limit: RateLimit,
     budget: LogBudget,
-    /// Replies of the current batch; the flag: it waits for the fsync.
-    replies: Vec<(Message, Dest, bool)>,
+    /// Replies of the current batch that wait for its fsync (ACKs of new
+    /// or renewed leases). The others (OFFERs, NAKs, INFORM ACKs) leave at
+    /// once: holding them too made each batch's replies one burst, more
+    /// than a client's receive buffer takes.
+    durable_replies: Vec<(Message, Dest)>,
+    sock: &'a UdpSocket,
 }
 
 fn serve(spec: &Spec, stop: &AtomicBool) -> Result<(), String> {
@@ -129,7 +133,8 @@ fn serve(spec: &Spec, stop: &AtomicBool) -> Result<(), String> {
         store,
         limit: RateLimit::default(),
         budget: LogBudget::default(),
-        replies: Vec::with_capacity(BATCH),
+        durable_replies: Vec::with_capacity(BATCH),
+        sock: &sock,
     };
     let mut buf = [0u8; 1500];
     while !stop.load(Ordering::Relaxed) {
@@ -150,8 +155,9 @@ fn serve(spec: &Spec, stop: &AtomicBool) -> Result<(), String> {
         let ms = crate::clock::unix_ms();
         let secs = ms / 1000;
         s.take(&buf[..n], secs, ms);
-        // Drain what else is queued, so one fsync covers the batch.
-        while s.replies.len() < BATCH {
+        // Drain what else is queued (at most BATCH requests), so one fsync
+        // covers the batch.
+        for _ in 1..BATCH {
             match socket::recv(sock.as_raw_fd(), &mut buf, MsgFlags::MSG_DONTWAIT) {
                 Ok(n) => s.take(&buf[..n], secs, ms),
                 Err(_) => break,
@@ -164,14 +170,12 @@ fn serve(spec: &Spec, stop: &AtomicBool) -> Result<(), String> {
                 spec.lan
             ));
         }
-        for (msg, dest, needs_disk) in s.replies.drain(..) {
-            if needs_disk && durable.is_err() {
-                continue;
-            }
-            if let Err(e) = send(&sock, &spec.interface, &msg, dest) {
-                log::warn(&format!("dhcp {}: reply to {dest:?}: {e}", spec.lan));
+        if durable.is_ok() {
+            for (msg, dest) in std::mem::take(&mut s.durable_replies) {
+                s.reply(&msg, dest);
             }
         }
+        s.durable_replies.clear();
     }
     log::info(&format!("dhcp {}: stopped", spec.lan));
     Ok(())
@@ -202,8 +206,16 @@ impl Serving<'_> {
         for c in out.changes {
             self.table.apply(c);
         }
-        if let Some((msg, dest)) = out.reply {
-            self.replies.push((msg, dest, needs_disk));
+        match out.reply {
+            Some((msg, dest)) if needs_disk => self.durable_replies.push((msg, dest)),
+            Some((msg, dest)) => self.reply(&msg, dest),
+            None => {}
+        }
+    }
+
+    fn reply(&self, msg: &Message, dest: Dest) {
+        if let Err(e) = send(self.sock, &self.spec.interface, msg, dest) {
+            log::warn(&format!("dhcp {}: reply to {dest:?}: {e}", self.spec.lan));
         }
     }
 }

@@ -4,6 +4,16 @@
 //! batch's replies: an ACKed lease is on disk before the ACK leaves, and
 //! one fsync covers many clients under load. The journal is folded into a
 //! new snapshot at start and when it grows past the table's size.
+//!
+//! Folding writes the whole table (megabytes with tens of thousands of
+//! leases): done on the serving thread it held every reply for tens of ms,
+//! and the backlog then left as one burst that clients' receive buffers
+//! dropped. So it runs on a thread of its own: the journal is renamed to
+//! `.journal.old`, a new one is started, and the thread writes the snapshot
+//! of the table as it was at the rename, then removes the old journal. A
+//! crash at any point replays snapshot, old journal, journal, in that
+//! order; replaying a change the snapshot already holds is harmless, as
+//! every change sets a final value.
 
 use super::lease::{Change, Lease, LeaseTable};
 use crate::state::write_json_atomic;
@@ -12,6 +22,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
+use std::thread::JoinHandle;
 
 /// Journal lines before a snapshot, at least.
 const COMPACT_AFTER: usize = 1024;
@@ -27,6 +38,8 @@ pub struct LeaseStore {
     journal: File,
     pending: Vec<u8>,
     lines: usize,
+    /// The snapshot being written in the background; its result.
+    folding: Option<JoinHandle<Result<(), String>>>,
 }
 
 fn paths(dir: &Path, lan: &str) -> (PathBuf, PathBuf) {
@@ -34,6 +47,22 @@ fn paths(dir: &Path, lan: &str) -> (PathBuf, PathBuf) {
         dir.join(format!("leases-{lan}.json")),
         dir.join(format!("leases-{lan}.journal")),
     )
+}
+
+/// The journal a background fold is folding into the snapshot.
+fn old_journal(journal: &Path) -> PathBuf {
+    journal.with_extension("journal.old")
+}
+
+fn replay(t: &mut LeaseTable, journal: &Path) {
+    if let Ok(text) = fs::read_to_string(journal) {
+        for line in text.lines() {
+            match serde_json::from_str::<Change>(line) {
+                Ok(c) => t.apply(c),
+                Err(_) => break,
+            }
+        }
+    }
 }
 
 /// The durable leases of a LAN as on disk: snapshot, then journal replayed.
@@ -46,14 +75,8 @@ pub fn read(dir: &Path, lan: &str, pool_start: Ipv4Addr) -> LeaseTable {
         .and_then(|b| serde_json::from_slice(&b).ok())
         .unwrap_or_default();
     let mut t = LeaseTable::with_leases(pool_start, base.leases);
-    if let Ok(text) = fs::read_to_string(&journal) {
-        for line in text.lines() {
-            match serde_json::from_str::<Change>(line) {
-                Ok(c) => t.apply(c),
-                Err(_) => break,
-            }
-        }
-    }
+    replay(&mut t, &old_journal(&journal));
+    replay(&mut t, &journal);
     t
 }
 
@@ -75,6 +98,7 @@ impl LeaseStore {
             journal,
             pending: Vec::new(),
             lines: 0,
+            folding: None,
         };
         s.compact(&table)?;
         Ok((s, table))
@@ -103,8 +127,48 @@ impl LeaseStore {
             .map_err(|e| format!("cannot write {shown}: {e}"))?;
         self.pending.clear();
         if self.lines > COMPACT_AFTER.max(table.len()) {
-            self.compact(table)?;
+            self.fold_in_background(table)?;
         }
+        Ok(())
+    }
+
+    /// Starts folding the journal into a snapshot on a thread of its own,
+    /// unless one still runs (then the journal just grows a little more).
+    fn fold_in_background(&mut self, table: &LeaseTable) -> Result<(), String> {
+        if let Some(h) = &self.folding {
+            if !h.is_finished() {
+                return Ok(());
+            }
+        }
+        let failed = match self.folding.take().map(JoinHandle::join) {
+            Some(Ok(Ok(()))) | None => false,
+            Some(Ok(Err(e))) => {
+                crate::log::error(&format!("dhcp: leases snapshot: {e}"));
+                true
+            }
+            Some(Err(_)) => true,
+        };
+        let old = old_journal(&self.journal_path);
+        // The last fold did not finish: its old journal is still needed, so
+        // fold everything here, as at start.
+        if failed || old.exists() {
+            return self.compact(table);
+        }
+        fs::rename(&self.journal_path, &old)
+            .map_err(|e| format!("cannot rename {}: {e}", self.journal_path.display()))?;
+        self.journal = File::create(&self.journal_path)
+            .map_err(|e| format!("cannot open {}: {e}", self.journal_path.display()))?;
+        // The new journal's name must be on disk before an ACK depends on
+        // what is fsynced into it.
+        if let Some(dir) = self.journal_path.parent() {
+            crate::state::sync_dir(dir);
+        }
+        self.lines = 0;
+        let (snapshot, leases) = (self.snapshot.clone(), table.durable());
+        self.folding = Some(std::thread::spawn(move || {
+            write_json_atomic(&snapshot, &Snapshot { leases })?;
+            fs::remove_file(&old).map_err(|e| format!("cannot remove {}: {e}", old.display()))
+        }));
         Ok(())
     }
 
@@ -112,12 +176,19 @@ impl LeaseStore {
     /// the journal onto a snapshot that already holds it, which is harmless
     /// because every change sets a final value.
     fn compact(&mut self, table: &LeaseTable) -> Result<(), String> {
+        if let Some(h) = self.folding.take() {
+            let _ = h.join();
+        }
         write_json_atomic(
             &self.snapshot,
             &Snapshot {
                 leases: table.durable(),
             },
         )?;
+        let old = old_journal(&self.journal_path);
+        if old.exists() {
+            fs::remove_file(&old).map_err(|e| format!("cannot remove {}: {e}", old.display()))?;
+        }
         self.journal = OpenOptions::new()
             .write(true)
             .truncate(true)
@@ -223,6 +294,44 @@ mod tests {
         let journal = fs::read_to_string(dir.join("leases-home.journal")).unwrap();
         assert!(journal.lines().count() < 20, "compacted");
         assert_eq!(read(&dir, "home", START).durable(), table.durable());
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_fold_in_flight_loses_nothing() {
+        let dir = tempdir("fold");
+        let (mut store, mut table) = LeaseStore::open(&dir, "home", START).unwrap();
+        let put = |store: &mut LeaseStore, table: &mut LeaseTable, last: u8, i: u64| {
+            let mut l = lease(last, LeaseState::Bound);
+            l.expires += i;
+            let c = vec![Change::Put(l)];
+            store.record(&c);
+            table.apply(c[0].clone());
+            store.commit(table).unwrap();
+        };
+        for i in 0..=COMPACT_AFTER as u64 {
+            put(&mut store, &mut table, 100, i);
+        }
+        // The fold started: a new journal takes the next changes.
+        let old = dir.join("leases-home.journal.old");
+        put(&mut store, &mut table, 101, 0);
+        assert_eq!(read(&dir, "home", START).durable(), table.durable());
+        let h = store.folding.take().unwrap();
+        h.join().unwrap().unwrap();
+        assert!(!old.exists(), "removed once the snapshot is written");
+        assert_eq!(read(&dir, "home", START).durable(), table.durable());
+        // As after a crash before a snapshot was written: an old journal
+        // and no snapshot; it is replayed before the journal.
+        fs::write(&old, fs::read(dir.join("leases-home.journal")).unwrap()).unwrap();
+        fs::remove_file(dir.join("leases-home.json")).unwrap();
+        let back = read(&dir, "home", START);
+        assert!(back.get(Ipv4Addr::new(192, 168, 10, 101)).is_some());
+        // Opening folds the old journal too and removes it.
+        drop(store);
+        let (_s, t) = LeaseStore::open(&dir, "home", START).unwrap();
+        assert!(t.get(Ipv4Addr::new(192, 168, 10, 101)).is_some());
+        assert!(!old.exists());
+        let _ = fs::remove_file(&old);
         let _ = fs::remove_dir_all(&dir);
     }
 }
