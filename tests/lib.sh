@@ -9,8 +9,9 @@
 #              A test that wants more printed after each FAIL line (a log's
 #              tail, a console) defines `on_fail`.
 # Waiting:     wait_for SECONDS CMD... (polls every WAIT_STEP seconds).
-# Processes:   end_pid PID, stop_pid PIDFILE [SIGNAL]; pid_add PID has a
-#              process ended at exit. Always by PID, never by name.
+# Processes:   end_pid PID [SIGNAL], stop_pid PIDFILE [SIGNAL]; pid_add PID
+#              has a background job of this shell ($!) ended at exit. Always
+#              by PID, never by name.
 # Namespaces:  ns_add NAME makes a network namespace with lo up, deleted at
 #              exit.
 # At exit (normal end, a failed check, `exit 1`, Ctrl-C: the trap runs on
@@ -52,6 +53,7 @@ end_pid() { # end_pid PID [SIGNAL]: signal (TERM), up to 5 s to go, then SIGKILL
     for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     kill -9 "$pid" 2>/dev/null
     wait "$pid" 2>/dev/null   # our own child: no "Killed" notice, no zombie
+    _lib_forget "$pid"
     return 0
 }
 stop_pid() { # stop_pid PIDFILE [SIGNAL]: end_pid the PID in PIDFILE, remove the file
@@ -59,7 +61,12 @@ stop_pid() { # stop_pid PIDFILE [SIGNAL]: end_pid the PID in PIDFILE, remove the
     end_pid "$(cat "$1")" "${2:-TERM}"
     rm -f "$1"
 }
-pid_add() { _LIB_PIDS+=("$@"); } # pid_add PID...: ended (end_pid) at exit
+pid_add() { _LIB_PIDS+=("$@"); } # pid_add PID...: a job of this shell, ended (end_pid) at exit
+_lib_forget() { # ended: not ended again at exit (its PID may be reused by then)
+    local keep=() p
+    for p in "${_LIB_PIDS[@]}"; do [ "$p" = "$1" ] || keep+=("$p"); done
+    _LIB_PIDS=("${keep[@]}")
+}
 
 ns_add() { # ns_add NAME: a new network namespace, lo up, deleted at exit
     # A namespace of that name left by a killed run goes first.
@@ -73,9 +80,15 @@ _lib_exit() {
     local rc=$? p n
     trap - EXIT
     trap '' INT TERM   # a second Ctrl-C does not cut the cleanup short
-    # All at once, then each waited for: one slow process costs 5 s, not N.
-    for p in "${_LIB_PIDS[@]}"; do kill "$p" 2>/dev/null; done
-    for p in "${_LIB_PIDS[@]}"; do end_pid "$p"; done
+    # Only what is still this shell's child: a PID that ended on its own
+    # may belong to another process by now. All signalled at once, then
+    # each waited for: one slow process costs 5 s, not N.
+    local mine=()
+    for p in "${_LIB_PIDS[@]}"; do
+        [ "$(ps -o ppid= -p "$p" 2>/dev/null | tr -d ' ')" = "$$" ] && mine+=("$p")
+    done
+    for p in "${mine[@]}"; do kill "$p" 2>/dev/null; done
+    for p in "${mine[@]}"; do end_pid "$p"; done
     if declare -F cleanup >/dev/null; then cleanup; fi
     for n in "${_LIB_NETNS[@]}"; do ip netns del "$n" 2>/dev/null; done
     exit "$rc"
