@@ -79,7 +79,6 @@ ns_add() { # ns_add NAME: a new network namespace, lo up, deleted at exit
 _lib_exit() {
     local rc=$? p n
     trap - EXIT
-    trap '' INT TERM   # a second Ctrl-C does not cut the cleanup short
     # Only what is still this shell's child: a PID that ended on its own
     # may belong to another process by now. All signalled at once, then
     # each waited for: one slow process costs 5 s, not N.
