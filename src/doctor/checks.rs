@@ -189,28 +189,8 @@ fn rp_asymmetric(
     rose: u64,
     counter: Option<&str>,
 ) -> Option<Finding> {
-    let mode = rp_mode(f, iface)?;
-    if mode != 1 {
-        return None;
-    }
-    let host = sample_host(src, f)?;
-    // The reverse-path check is a route lookup to the source, as the
-    // router's own (iif lo) with the packet's destination as source.
-    let back = trace::simulate(
-        &f.kernel.rules,
-        &f.kernel.routes,
-        &Packet {
-            src: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-            dst: host,
-            iif: None,
-            mark: 0,
-        },
-    );
+    let (host, back) = rp_route_back_elsewhere(f, iface, src)?;
     let back_dev = back.dev().map(str::to_string);
-    let local = matches!(&back.outcome, trace::Outcome::Route(r) if r.kind != RouteType::Unicast);
-    if local || back_dev.as_deref() == Some(iface) {
-        return None;
-    }
     let sev = if rose > 0 {
         Severity::Error
     } else {
@@ -245,6 +225,34 @@ fn rp_asymmetric(
         back_dev.as_deref().unwrap_or("nowhere")
     ));
     Some(x)
+}
+
+/// With strict rp_filter on `iface`: a host of `src` and the route back to
+/// it, when that route leaves by another interface.
+fn rp_route_back_elsewhere(f: &Facts, iface: &str, src: &Cidr) -> Option<(IpAddr, trace::Trace)> {
+    let mode = rp_mode(f, iface)?;
+    if mode != 1 {
+        return None;
+    }
+    let host = sample_host(src, f)?;
+    // The reverse-path check is a route lookup to the source, as the
+    // router's own (iif lo) with the packet's destination as source.
+    let back = trace::simulate(
+        &f.kernel.rules,
+        &f.kernel.routes,
+        &Packet {
+            src: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            dst: host,
+            iif: None,
+            mark: 0,
+        },
+    );
+    let back_dev = back.dev().map(str::to_string);
+    let local = matches!(&back.outcome, trace::Outcome::Route(r) if r.kind != RouteType::Unicast);
+    if local || back_dev.as_deref() == Some(iface) {
+        return None;
+    }
+    Some((host, back))
 }
 
 /// The counter rose but no interface explains it: the strict ones listed.
