@@ -53,81 +53,21 @@ pub fn to_portal(c: &WgQuick, name: &str, key_dir: &Path) -> Result<Imported, St
     if let Some(p) = c.listen_port {
         e.insert("listen_port".into(), json!(p));
     }
-    let mut addresses = Vec::new();
-    for a in &c.addresses {
-        addresses.push(
-            with_prefix(a)
-                .map_err(|r| format!("Address: {r}"))?
-                .to_string(),
-        );
-    }
+    let addresses = addresses(c)?;
     e.insert("address".into(), json!(addresses));
     if let Some(m) = c.mtu {
         e.insert("mtu".into(), json!(m));
     }
-    match c.table.as_deref().map(str::to_ascii_lowercase).as_deref() {
-        None => {}
-        Some("auto") => summary.push("Table = auto: Portal picks the table (the default)".into()),
-        Some("off") => {
-            return Err(
-                "Table = off cannot be honoured: Portal always routes the LANs that use a portal \
-                 through its table (remove the line, or give a number)"
-                    .into(),
-            )
-        }
-        Some(t) => {
-            let n: u32 = t
-                .parse()
-                .map_err(|_| format!("Table = {t}: give a number (table names are not read)"))?;
-            e.insert("table".into(), json!(n));
-        }
+    if let Some(n) = table(c, &mut summary)? {
+        e.insert("table".into(), json!(n));
     }
     if !c.dns.is_empty() {
-        for d in &c.dns {
-            d.parse::<std::net::IpAddr>().map_err(|_| {
-                format!("DNS = {d}: Portal takes DNS server addresses only (no search domains)")
-            })?;
-        }
+        check_dns(&c.dns)?;
         e.insert("dns".into(), json!(c.dns));
     }
     let mut peers = Vec::new();
     for (i, p) in c.peers.iter().enumerate() {
-        let at = format!("[Peer] number {}", i + 1);
-        let mut pe = Map::new();
-        pe.insert("public_key".into(), json!(p.public_key));
-        if let Some(psk) = &p.preshared_key {
-            crate::core::model::check_key(psk).map_err(|e| format!("{at}: PresharedKey: {e}"))?;
-            let f = key_dir.join(format!("{name}-peer{}.psk", i + 1));
-            pe.insert("preshared_key_file".into(), json!(f));
-            secrets.push((f, psk.clone()));
-        }
-        if let Some(ep) = &p.endpoint {
-            pe.insert("endpoint".into(), json!(ep));
-        }
-        let mut ips = Vec::new();
-        for a in &p.allowed_ips {
-            let c = with_prefix(a).map_err(|r| format!("{at}: AllowedIPs: {r}"))?;
-            // As wg does: host bits are dropped.
-            ips.push(c.network().to_string());
-        }
-        pe.insert("allowed_ips".into(), json!(ips));
-        if let Some(k) = p.persistent_keepalive.filter(|k| *k > 0) {
-            pe.insert("persistent_keepalive".into(), json!(k));
-        }
-        summary.push(format!(
-            "peer {}: allowed IPs {}{}{}",
-            p.public_key,
-            ips.join(", "),
-            p.endpoint
-                .as_ref()
-                .map_or(String::new(), |e| format!(", endpoint {e}")),
-            if p.preshared_key.is_some() {
-                ", preshared key"
-            } else {
-                ""
-            }
-        ));
-        peers.push(Value::Object(pe));
+        peers.push(peer(p, i, name, key_dir, &mut secrets, &mut summary)?);
     }
     e.insert("peers".into(), Value::Array(peers));
     summary.insert(
@@ -144,6 +84,100 @@ pub fn to_portal(c: &WgQuick, name: &str, key_dir: &Path) -> Result<Imported, St
         secrets,
         summary,
     })
+}
+
+/// `Address`: each with a prefix.
+fn addresses(c: &WgQuick) -> Result<Vec<String>, String> {
+    let mut addresses = Vec::new();
+    for a in &c.addresses {
+        addresses.push(
+            with_prefix(a)
+                .map_err(|r| format!("Address: {r}"))?
+                .to_string(),
+        );
+    }
+    Ok(addresses)
+}
+
+/// `Table`: a number is kept, `auto` is Portal's default (noted in the
+/// summary), `off` is refused.
+fn table(c: &WgQuick, summary: &mut Vec<String>) -> Result<Option<u32>, String> {
+    match c.table.as_deref().map(str::to_ascii_lowercase).as_deref() {
+        None => Ok(None),
+        Some("auto") => {
+            summary.push("Table = auto: Portal picks the table (the default)".into());
+            Ok(None)
+        }
+        Some("off") => Err(
+            "Table = off cannot be honoured: Portal always routes the LANs that use a portal \
+             through its table (remove the line, or give a number)"
+                .into(),
+        ),
+        Some(t) => {
+            let n: u32 = t
+                .parse()
+                .map_err(|_| format!("Table = {t}: give a number (table names are not read)"))?;
+            Ok(Some(n))
+        }
+    }
+}
+
+/// `DNS`: server addresses only.
+fn check_dns(dns: &[String]) -> Result<(), String> {
+    for d in dns {
+        d.parse::<std::net::IpAddr>().map_err(|_| {
+            format!("DNS = {d}: Portal takes DNS server addresses only (no search domains)")
+        })?;
+    }
+    Ok(())
+}
+
+/// The `i`th `[Peer]` as a peer entry; its preshared key goes to
+/// `secrets`, a line about it to `summary`.
+fn peer(
+    p: &wgquick::Peer,
+    i: usize,
+    name: &str,
+    key_dir: &Path,
+    secrets: &mut Vec<(PathBuf, String)>,
+    summary: &mut Vec<String>,
+) -> Result<Value, String> {
+    let at = format!("[Peer] number {}", i + 1);
+    let mut pe = Map::new();
+    pe.insert("public_key".into(), json!(p.public_key));
+    if let Some(psk) = &p.preshared_key {
+        crate::core::model::check_key(psk).map_err(|e| format!("{at}: PresharedKey: {e}"))?;
+        let f = key_dir.join(format!("{name}-peer{}.psk", i + 1));
+        pe.insert("preshared_key_file".into(), json!(f));
+        secrets.push((f, psk.clone()));
+    }
+    if let Some(ep) = &p.endpoint {
+        pe.insert("endpoint".into(), json!(ep));
+    }
+    let mut ips = Vec::new();
+    for a in &p.allowed_ips {
+        let c = with_prefix(a).map_err(|r| format!("{at}: AllowedIPs: {r}"))?;
+        // As wg does: host bits are dropped.
+        ips.push(c.network().to_string());
+    }
+    pe.insert("allowed_ips".into(), json!(ips));
+    if let Some(k) = p.persistent_keepalive.filter(|k| *k > 0) {
+        pe.insert("persistent_keepalive".into(), json!(k));
+    }
+    summary.push(format!(
+        "peer {}: allowed IPs {}{}{}",
+        p.public_key,
+        ips.join(", "),
+        p.endpoint
+            .as_ref()
+            .map_or(String::new(), |e| format!(", endpoint {e}")),
+        if p.preshared_key.is_some() {
+            ", preshared key"
+        } else {
+            ""
+        }
+    ));
+    Ok(Value::Object(pe))
 }
 
 /// The wg-quick config of portal `p` as written in the config (so that

@@ -48,71 +48,11 @@ pub fn add(text: &str, m: &Model, portal_public_key: &str, d: &NewDevice) -> Res
             p.listen_port.unwrap_or(51820)
         )
     })?;
-    if d.name.is_empty() || d.name.len() > 64 || d.name.chars().any(|c| c.is_control()) {
-        return Err(format!(
-            "`{}` is not a device name (1-64 printable characters)",
-            d.name
-        ));
-    }
-    if let Some(other) = m
-        .portals
-        .iter()
-        .find(|o| o.peers.iter().any(|pe| pe.name.as_deref() == Some(d.name)))
-    {
-        return Err(format!(
-            "a peer named `{}` is already in portal `{}`",
-            d.name, other.name
-        ));
-    }
-    let address = match d.address {
-        Some(ip) => chosen_address(p, m, ip)?,
-        None => {
-            if let Some(blind) = unknown_peer_address(p) {
-                return Err(blind);
-            }
-            next_free(p, m).ok_or_else(|| {
-                format!(
-                    "no free address left in portal `{}`'s tunnel network",
-                    p.name
-                )
-            })?
-        }
-    };
-    let mut v: Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
-    let peers = v
-        .get_mut("portals")
-        .and_then(|ps| ps.get_mut(d.portal))
-        .and_then(Value::as_object_mut)
-        .ok_or_else(|| format!("portals.{} is not an object", d.portal))?
-        .entry("peers")
-        .or_insert_with(|| json!([]));
-    peers
-        .as_array_mut()
-        .ok_or_else(|| format!("portals.{}.peers is not a list", d.portal))?
-        .push(json!({
-            "name": d.name,
-            "public_key": d.public_key,
-            "allowed_ips": [address.to_string()],
-        }));
+    check_new_name(m, d.name)?;
+    let address = pick_address(p, m, d.address)?;
+    let v = with_peer(text, d, address)?;
     let mut notes = Vec::new();
-    let allowed_ips = if d.all_traffic {
-        if !p.exit {
-            notes.push(format!(
-                "portal `{}` is not an exit (\"exit\": true): the device's internet traffic will be dropped",
-                p.name
-            ));
-        }
-        vec![Cidr::default_for(false)]
-    } else {
-        let mut nets: Vec<Cidr> = m
-            .lans
-            .iter()
-            .filter(|l| clients.lans.contains(&l.name))
-            .map(|l| l.address.network())
-            .collect();
-        nets.extend(tunnel_network(p));
-        nets
-    };
+    let allowed_ips = device_allowed_ips(p, m, &clients.lans, d.all_traffic, &mut notes);
     let dns = device_dns(p, m, &clients.lans, &allowed_ips);
     if dns.is_empty() && p.dns.is_empty() {
         notes.push(format!(
@@ -141,6 +81,95 @@ pub fn add(text: &str, m: &Model, portal_public_key: &str, d: &NewDevice) -> Res
         address,
         notes,
     })
+}
+
+/// A device name: printable, 1-64 characters, no peer's name yet.
+fn check_new_name(m: &Model, name: &str) -> Result<(), String> {
+    if name.is_empty() || name.len() > 64 || name.chars().any(|c| c.is_control()) {
+        return Err(format!(
+            "`{}` is not a device name (1-64 printable characters)",
+            name
+        ));
+    }
+    if let Some(other) = m
+        .portals
+        .iter()
+        .find(|o| o.peers.iter().any(|pe| pe.name.as_deref() == Some(name)))
+    {
+        return Err(format!(
+            "a peer named `{}` is already in portal `{}`",
+            name, other.name
+        ));
+    }
+    Ok(())
+}
+
+/// The device's tunnel address: the one chosen, checked, or the next free.
+fn pick_address(p: &Portal, m: &Model, chosen: Option<IpAddr>) -> Result<Cidr, String> {
+    match chosen {
+        Some(ip) => chosen_address(p, m, ip),
+        None => {
+            if let Some(blind) = unknown_peer_address(p) {
+                return Err(blind);
+            }
+            next_free(p, m).ok_or_else(|| {
+                format!(
+                    "no free address left in portal `{}`'s tunnel network",
+                    p.name
+                )
+            })
+        }
+    }
+}
+
+/// The config's JSON with the device added to its portal's `peers`.
+fn with_peer(text: &str, d: &NewDevice, address: Cidr) -> Result<Value, String> {
+    let mut v: Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
+    let peers = v
+        .get_mut("portals")
+        .and_then(|ps| ps.get_mut(d.portal))
+        .and_then(Value::as_object_mut)
+        .ok_or_else(|| format!("portals.{} is not an object", d.portal))?
+        .entry("peers")
+        .or_insert_with(|| json!([]));
+    peers
+        .as_array_mut()
+        .ok_or_else(|| format!("portals.{}.peers is not a list", d.portal))?
+        .push(json!({
+            "name": d.name,
+            "public_key": d.public_key,
+            "allowed_ips": [address.to_string()],
+        }));
+    Ok(v)
+}
+
+/// What the device sends into the tunnel: everything (noted if the portal
+/// is no exit), or the LANs it may reach and the tunnel network.
+fn device_allowed_ips(
+    p: &Portal,
+    m: &Model,
+    lans: &[String],
+    all_traffic: bool,
+    notes: &mut Vec<String>,
+) -> Vec<Cidr> {
+    if all_traffic {
+        if !p.exit {
+            notes.push(format!(
+                "portal `{}` is not an exit (\"exit\": true): the device's internet traffic will be dropped",
+                p.name
+            ));
+        }
+        vec![Cidr::default_for(false)]
+    } else {
+        let mut nets: Vec<Cidr> = m
+            .lans
+            .iter()
+            .filter(|l| lans.contains(&l.name))
+            .map(|l| l.address.network())
+            .collect();
+        nets.extend(tunnel_network(p));
+        nets
+    }
 }
 
 /// The `DNS =` of a new device: the portal's `dns` (resolvers reached

@@ -14,7 +14,7 @@ use crate::worker::{Worker, WorkerSet};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::socket::{self, setsockopt, sockopt, SockType};
 use std::collections::{BTreeMap, VecDeque};
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, UdpSocket};
 use std::os::fd::{AsFd, AsRawFd};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -200,25 +200,7 @@ fn serve(spec: &Spec, stop: &AtomicBool, view: &DnsView) -> Result<(), String> {
         .iter()
         .map(|a| SocketAddr::V4(SocketAddrV4::new(*a, PORT)))
         .collect();
-    let names: Vec<String> = spec.upstreams.iter().map(|a| a.to_string()).collect();
-    log::info(&format!(
-        "dns {}: answering on {}:{PORT} ({}, UDP and TCP), upstream {}{}, cache {}",
-        spec.lan,
-        spec.listen,
-        spec.interface,
-        if names.is_empty() {
-            "none yet".to_string()
-        } else {
-            names.join(", ")
-        },
-        spec.source
-            .map(|s| format!(" from {s} (through the tunnel only)"))
-            .unwrap_or_default(),
-        match spec.cache {
-            0 => "off".to_string(),
-            n => format!("{n} answers"),
-        }
-    ));
+    log_started(spec);
     let mut r = Running {
         spec,
         lan,
@@ -240,52 +222,18 @@ fn serve(spec: &Spec, stop: &AtomicBool, view: &DnsView) -> Result<(), String> {
             .map(|d| Duration::from_millis(d.saturating_sub(now)))
             .unwrap_or(IDLE)
             .min(IDLE);
-        let (lan_ready, up_ready, tcp_ready) = {
-            let mut fds = vec![
-                PollFd::new(r.lan.as_fd(), PollFlags::POLLIN),
-                PollFd::new(tcp.as_fd(), PollFlags::POLLIN),
-            ];
-            if let Some(up) = &r.up {
-                fds.push(PollFd::new(up.as_fd(), PollFlags::POLLIN));
-            }
-            let timeout = PollTimeout::try_from(wait).unwrap_or(PollTimeout::ZERO);
-            match poll(&mut fds, timeout) {
-                Ok(_) => {}
-                Err(nix::Error::EINTR) => continue,
-                Err(e) => return Err(format!("poll: {e}")),
-            }
-            let ready = |f: &PollFd| f.revents().is_some_and(|e| !e.is_empty());
-            (
-                ready(&fds[0]),
-                fds.get(2).is_some_and(ready),
-                ready(&fds[1]),
-            )
+        let Some((lan_ready, up_ready, tcp_ready)) = r.wait(&tcp, wait)? else {
+            continue;
         };
         if tcp_ready {
             let (up, open) = (&tcp_upstreams, &tcp_open);
             super::tcp::accept(&tcp, up, spec.source, open, &tcp_stop);
         }
         if lan_ready {
-            for _ in 0..BURST {
-                let Ok((n, from)) = r.lan.recv_from(&mut buf) else {
-                    break;
-                };
-                r.step(Event::Query {
-                    from,
-                    bytes: &buf[..n],
-                });
-            }
+            r.read_queries(&mut buf);
         }
         if up_ready {
-            for _ in 0..BURST {
-                let Some(Ok((n, from))) = r.up.as_ref().map(|u| u.recv_from(&mut buf)) else {
-                    break;
-                };
-                r.step(Event::Reply {
-                    from,
-                    bytes: &buf[..n],
-                });
-            }
+            r.read_replies(&mut buf);
         }
         // Timeouts only when one is due: a scan of the pending table.
         if deadline.is_some_and(|d| d <= r.now()) {
@@ -293,12 +241,39 @@ fn serve(spec: &Spec, stop: &AtomicBool, view: &DnsView) -> Result<(), String> {
         }
     }
     tcp_stop.store(true, Ordering::Relaxed);
-    let s = r.fwd.stats;
+    log_stopped(spec, &r.fwd.stats);
+    Ok(())
+}
+
+/// The forwarder's start, with its upstreams, source and cache.
+fn log_started(spec: &Spec) {
+    let names: Vec<String> = spec.upstreams.iter().map(|a| a.to_string()).collect();
+    log::info(&format!(
+        "dns {}: answering on {}:{PORT} ({}, UDP and TCP), upstream {}{}, cache {}",
+        spec.lan,
+        spec.listen,
+        spec.interface,
+        if names.is_empty() {
+            "none yet".to_string()
+        } else {
+            names.join(", ")
+        },
+        spec.source
+            .map(|s| format!(" from {s} (through the tunnel only)"))
+            .unwrap_or_default(),
+        match spec.cache {
+            0 => "off".to_string(),
+            n => format!("{n} answers"),
+        }
+    ));
+}
+
+/// The forwarder's stop, with its figures.
+fn log_stopped(spec: &Spec, s: &Stats) {
     log::info(&format!(
         "dns {}: stopped ({} queries: {} answered, {} from the cache, {} SERVFAIL, {} FORMERR, {} refused, {} evicted; {} junk replies dropped)",
         spec.lan, s.queries, s.answered, s.cache_hits, s.servfail, s.formerr, s.refused, s.evicted, s.junk
     ));
-    Ok(())
 }
 
 impl Running<'_> {
@@ -313,6 +288,60 @@ impl Running<'_> {
             cache_size: self.spec.cache,
         };
         crate::worker::lock(view).insert(self.spec.lan.clone(), f);
+    }
+
+    /// Waits up to `wait` for the LAN, upstream and TCP sockets: which are
+    /// readable, or None if a signal interrupted the wait.
+    fn wait(
+        &self,
+        tcp: &TcpListener,
+        wait: Duration,
+    ) -> Result<Option<(bool, bool, bool)>, String> {
+        let mut fds = vec![
+            PollFd::new(self.lan.as_fd(), PollFlags::POLLIN),
+            PollFd::new(tcp.as_fd(), PollFlags::POLLIN),
+        ];
+        if let Some(up) = &self.up {
+            fds.push(PollFd::new(up.as_fd(), PollFlags::POLLIN));
+        }
+        let timeout = PollTimeout::try_from(wait).unwrap_or(PollTimeout::ZERO);
+        match poll(&mut fds, timeout) {
+            Ok(_) => {}
+            Err(nix::Error::EINTR) => return Ok(None),
+            Err(e) => return Err(format!("poll: {e}")),
+        }
+        let ready = |f: &PollFd| f.revents().is_some_and(|e| !e.is_empty());
+        Ok(Some((
+            ready(&fds[0]),
+            fds.get(2).is_some_and(ready),
+            ready(&fds[1]),
+        )))
+    }
+
+    /// Up to BURST queries from the clients, each run through the core.
+    fn read_queries(&mut self, buf: &mut [u8]) {
+        for _ in 0..BURST {
+            let Ok((n, from)) = self.lan.recv_from(buf) else {
+                break;
+            };
+            self.step(Event::Query {
+                from,
+                bytes: &buf[..n],
+            });
+        }
+    }
+
+    /// Up to BURST replies from the upstreams, each run through the core.
+    fn read_replies(&mut self, buf: &mut [u8]) {
+        for _ in 0..BURST {
+            let Some(Ok((n, from))) = self.up.as_ref().map(|u| u.recv_from(buf)) else {
+                break;
+            };
+            self.step(Event::Reply {
+                from,
+                bytes: &buf[..n],
+            });
+        }
     }
 
     /// Runs one event through the core and carries out its actions; a

@@ -168,95 +168,118 @@ pub fn rp_filter(m: &Model, f: &Facts) -> Vec<Finding> {
     });
     let mut explained = false;
     for (iface, src) in expected_sources(m, f) {
-        let Some(mode) = rp_mode(f, &iface) else {
+        let Some(x) = rp_asymmetric(f, &iface, &src, rose, counter.as_deref()) else {
             continue;
         };
-        if mode != 1 {
-            continue;
-        }
-        let Some(host) = sample_host(&src, f) else {
-            continue;
-        };
-        // The reverse-path check is a route lookup to the source, as the
-        // router's own (iif lo) with the packet's destination as source.
-        let back = trace::simulate(
-            &f.kernel.rules,
-            &f.kernel.routes,
-            &Packet {
-                src: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-                dst: host,
-                iif: None,
-                mark: 0,
-            },
-        );
-        let back_dev = back.dev().map(str::to_string);
-        let local =
-            matches!(&back.outcome, trace::Outcome::Route(r) if r.kind != RouteType::Unicast);
-        if local || back_dev.as_deref() == Some(iface.as_str()) {
-            continue;
-        }
         explained = true;
-        let sev = if rose > 0 {
-            Severity::Error
-        } else {
-            Severity::Warning
-        };
-        let mut x = finding(
-            "rp_filter",
-            sev,
-            format!(
-                "strict rp_filter on {iface} drops packets from {src}: they arrive on {iface} \
-                 but the route back to {host} leaves by {} (asymmetric routing)",
-                back_dev.as_deref().unwrap_or("no interface")
-            ),
-        );
-        x.evidence.push(format!(
-            "rp_filter on {iface} = 1 (strict; the higher of conf.all and conf.{iface})"
-        ));
-        x.evidence.push(format!(
-            "route back to {host}: {}",
-            back.outcome.to_string().replace('\n', " ")
-        ));
-        if let Some(c) = &counter {
-            x.evidence.push(format!("{c}: {rose} dropped"));
-        }
-        x.fix.push(format!(
-            "sysctl -w net.ipv4.conf.{iface}.rp_filter=2   (loose: accept a source that is \
-             routable by any interface; the mode in force is the higher of conf.all and conf.{iface})"
-        ));
-        x.fix.push(format!(
-            "or make the path symmetric: route {src} back by {iface} (or remove the route that \
-             sends it by {})",
-            back_dev.as_deref().unwrap_or("nowhere")
-        ));
         out.push(x);
     }
     if rose > 0 && !explained {
-        let strict: Vec<&str> = interfaces(m)
-            .into_iter()
-            .filter(|i| rp_mode(f, i) == Some(1))
-            .collect();
-        let mut x = finding(
-            "rp_filter",
-            Severity::Warning,
-            format!(
-                "the reverse-path filter dropped {rose} packet(s) while doctor watched, on an \
-                 interface it could not pin down"
-            ),
-        );
-        if let Some(c) = counter {
-            x.evidence.push(c);
-        }
-        x.evidence
-            .push(format!("strict rp_filter (1) on: {}", strict.join(", ")));
-        x.fix.push(
-            "find the source with `nstat -az TcpExtIPReversePathFilter` while testing, then \
-             sysctl -w net.ipv4.conf.IFACE.rp_filter=2 (loose) on the interface it arrives on"
-                .into(),
-        );
-        out.push(x);
+        out.push(rp_unexplained(m, f, rose, counter));
     }
     out
+}
+
+/// Strict rp_filter on `iface` while the route back to a host of `src`
+/// leaves by another interface: that source's packets are dropped.
+fn rp_asymmetric(
+    f: &Facts,
+    iface: &str,
+    src: &Cidr,
+    rose: u64,
+    counter: Option<&str>,
+) -> Option<Finding> {
+    let (host, back) = rp_route_back_elsewhere(f, iface, src)?;
+    let back_dev = back.dev().map(str::to_string);
+    let sev = if rose > 0 {
+        Severity::Error
+    } else {
+        Severity::Warning
+    };
+    let mut x = finding(
+        "rp_filter",
+        sev,
+        format!(
+            "strict rp_filter on {iface} drops packets from {src}: they arrive on {iface} \
+             but the route back to {host} leaves by {} (asymmetric routing)",
+            back_dev.as_deref().unwrap_or("no interface")
+        ),
+    );
+    x.evidence.push(format!(
+        "rp_filter on {iface} = 1 (strict; the higher of conf.all and conf.{iface})"
+    ));
+    x.evidence.push(format!(
+        "route back to {host}: {}",
+        back.outcome.to_string().replace('\n', " ")
+    ));
+    if let Some(c) = counter {
+        x.evidence.push(format!("{c}: {rose} dropped"));
+    }
+    x.fix.push(format!(
+        "sysctl -w net.ipv4.conf.{iface}.rp_filter=2   (loose: accept a source that is \
+         routable by any interface; the mode in force is the higher of conf.all and conf.{iface})"
+    ));
+    x.fix.push(format!(
+        "or make the path symmetric: route {src} back by {iface} (or remove the route that \
+         sends it by {})",
+        back_dev.as_deref().unwrap_or("nowhere")
+    ));
+    Some(x)
+}
+
+/// With strict rp_filter on `iface`: a host of `src` and the route back to
+/// it, when that route leaves by another interface.
+fn rp_route_back_elsewhere(f: &Facts, iface: &str, src: &Cidr) -> Option<(IpAddr, trace::Trace)> {
+    let mode = rp_mode(f, iface)?;
+    if mode != 1 {
+        return None;
+    }
+    let host = sample_host(src, f)?;
+    // The reverse-path check is a route lookup to the source, as the
+    // router's own (iif lo) with the packet's destination as source.
+    let back = trace::simulate(
+        &f.kernel.rules,
+        &f.kernel.routes,
+        &Packet {
+            src: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            dst: host,
+            iif: None,
+            mark: 0,
+        },
+    );
+    let back_dev = back.dev().map(str::to_string);
+    let local = matches!(&back.outcome, trace::Outcome::Route(r) if r.kind != RouteType::Unicast);
+    if local || back_dev.as_deref() == Some(iface) {
+        return None;
+    }
+    Some((host, back))
+}
+
+/// The counter rose but no interface explains it: the strict ones listed.
+fn rp_unexplained(m: &Model, f: &Facts, rose: u64, counter: Option<String>) -> Finding {
+    let strict: Vec<&str> = interfaces(m)
+        .into_iter()
+        .filter(|i| rp_mode(f, i) == Some(1))
+        .collect();
+    let mut x = finding(
+        "rp_filter",
+        Severity::Warning,
+        format!(
+            "the reverse-path filter dropped {rose} packet(s) while doctor watched, on an \
+             interface it could not pin down"
+        ),
+    );
+    if let Some(c) = counter {
+        x.evidence.push(c);
+    }
+    x.evidence
+        .push(format!("strict rp_filter (1) on: {}", strict.join(", ")));
+    x.fix.push(
+        "find the source with `nstat -az TcpExtIPReversePathFilter` while testing, then \
+         sysctl -w net.ipv4.conf.IFACE.rp_filter=2 (loose) on the interface it arrives on"
+            .into(),
+    );
+    x
 }
 
 fn mss_rules<'a>(rules: &'a [NftRule], portal: &str) -> Vec<&'a NftRule> {
@@ -272,122 +295,143 @@ pub fn mtu(m: &Model, f: &Facts) -> Vec<Finding> {
     let rules = f.nft.as_deref().map(nft::rules);
     let wan_mtu = f.kernel.link(&m.wan.interface).map(|l| l.mtu);
     for p in &m.portals {
-        if let Some(l) = f.kernel.link(&p.interface) {
-            if l.mtu != p.mtu {
+        out.extend(device_mtu(f, p));
+        if let Some(rules) = &rules {
+            out.extend(mss_clamp(rules, p));
+        }
+        out.extend(path_mtu(m, f, p, wan_mtu));
+        out.extend(lan_mtus(m, p));
+    }
+    out
+}
+
+/// The tunnel device's MTU differs from the config's.
+fn device_mtu(f: &Facts, p: &Portal) -> Option<Finding> {
+    let l = f.kernel.link(&p.interface)?;
+    if l.mtu == p.mtu {
+        return None;
+    }
+    let mut x = finding(
+        "mtu",
+        Severity::Error,
+        format!(
+            "{} has MTU {} but the config says {}: {}",
+            p.interface,
+            l.mtu,
+            p.mtu,
+            if l.mtu > p.mtu {
+                "packets too big for the path are sent and lost"
+            } else {
+                "the MSS clamp no longer matches the device"
+            }
+        ),
+    );
+    x.evidence.push(format!(
+        "ip link: {} mtu {}; portals.{}.mtu = {}",
+        p.interface, l.mtu, p.name, p.mtu
+    ));
+    x.fix
+        .push(format!("ip link set dev {} mtu {}", p.interface, p.mtu));
+    x.fix.push("(or `portal apply CONFIG`)".into());
+    Some(x)
+}
+
+/// The portal's MSS clamp rules missing from (or wrong in) the ruleset.
+fn mss_clamp(rules: &[NftRule], p: &Portal) -> Option<Finding> {
+    // Two directions (into and out of the tunnel), IPv4 and IPv6.
+    let found = mss_rules(rules, &p.name);
+    let (mss4, mss6) = ((p.mtu - 40) as u16, (p.mtu - 60) as u16);
+    let right = found
+        .iter()
+        .filter(|r| nft::carries_be16(r, mss4) || nft::carries_be16(r, mss6))
+        .count();
+    if right >= 4 {
+        return None;
+    }
+    let mut x = finding(
+        "mss",
+        Severity::Error,
+        format!(
+            "the MSS clamp for {} is missing from table inet portal: TCP \
+             connections through the tunnel stall on large transfers",
+            p.name
+        ),
+    );
+    x.evidence.push(format!(
+        "forward chain: {} rule(s) \"mss clamp {}\", {right} clamping to {mss4} \
+         (IPv4) / {mss6} (IPv6); 4 expected",
+        found.len(),
+        p.name
+    ));
+    x.fix.push(
+        "portal firewall CONFIG   (rewrites table inet portal; or `portal apply CONFIG`)".into(),
+    );
+    x.fix.push(format!(
+        "by hand, per direction (oifname and iifname) and family: nft add rule inet \
+         portal forward oifname {} meta nfproto ipv4 tcp flags & (syn | rst) == syn \
+         tcp option maxseg size > {mss4} tcp option maxseg size set {mss4}",
+        p.interface
+    ));
+    Some(x)
+}
+
+/// The tunnel's packets plus WireGuard's headers must fit the WAN (or the
+/// route to the endpoint).
+fn path_mtu(m: &Model, f: &Facts, p: &Portal, wan_mtu: Option<u32>) -> Option<Finding> {
+    let v6 = p
+        .peers
+        .iter()
+        .any(|peer| peer.endpoint.as_ref().is_some_and(|e| e.host.contains(':')));
+    let overhead = if v6 { WG_OVERHEAD_V6 } else { WG_OVERHEAD_V4 };
+    let path = endpoint_route_mtu(f, p).or(wan_mtu);
+    let path = path.filter(|path| p.mtu + overhead > *path)?;
+    let mut x = finding(
+        "mtu",
+        Severity::Error,
+        format!(
+            "{}'s MTU {} plus WireGuard's {overhead} bytes is {}, more than the path's {path}: \
+             full-size packets are fragmented or lost",
+            p.name,
+            p.mtu,
+            p.mtu + overhead
+        ),
+    );
+    x.evidence.push(format!(
+        "{} mtu {}, path (WAN {} or the route to the endpoint) {path}",
+        p.interface, p.mtu, m.wan.interface
+    ));
+    x.fix.push(format!(
+        "\"portals\": {{ \"{}\": {{ \"mtu\": {} }} }}",
+        p.name,
+        (path - overhead).max(1280)
+    ));
+    Some(x)
+}
+
+/// LANs via the portal that hand out an MTU above the tunnel's.
+fn lan_mtus(m: &Model, p: &Portal) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for l in m.lans_via(&p.name) {
+        if let Some(lan_mtu) = l.dhcp.as_ref().and_then(|d| d.mtu) {
+            if u32::from(lan_mtu) > p.mtu {
                 let mut x = finding(
                     "mtu",
-                    Severity::Error,
+                    Severity::Warning,
                     format!(
-                        "{} has MTU {} but the config says {}: {}",
-                        p.interface,
-                        l.mtu,
-                        p.mtu,
-                        if l.mtu > p.mtu {
-                            "packets too big for the path are sent and lost"
-                        } else {
-                            "the MSS clamp no longer matches the device"
-                        }
-                    ),
-                );
-                x.evidence.push(format!(
-                    "ip link: {} mtu {}; portals.{}.mtu = {}",
-                    p.interface, l.mtu, p.name, p.mtu
-                ));
-                x.fix
-                    .push(format!("ip link set dev {} mtu {}", p.interface, p.mtu));
-                x.fix.push("(or `portal apply CONFIG`)".into());
-                out.push(x);
-            }
-        }
-        if let Some(rules) = &rules {
-            // Two directions (into and out of the tunnel), IPv4 and IPv6.
-            let found = mss_rules(rules, &p.name);
-            let (mss4, mss6) = ((p.mtu - 40) as u16, (p.mtu - 60) as u16);
-            let right = found
-                .iter()
-                .filter(|r| nft::carries_be16(r, mss4) || nft::carries_be16(r, mss6))
-                .count();
-            if right < 4 {
-                let mut x = finding(
-                    "mss",
-                    Severity::Error,
-                    format!(
-                        "the MSS clamp for {} is missing from table inet portal: TCP \
-                         connections through the tunnel stall on large transfers",
-                        p.name
-                    ),
-                );
-                x.evidence.push(format!(
-                    "forward chain: {} rule(s) \"mss clamp {}\", {right} clamping to {mss4} \
-                     (IPv4) / {mss6} (IPv6); 4 expected",
-                    found.len(),
-                    p.name
-                ));
-                x.fix.push(
-                    "portal firewall CONFIG   (rewrites table inet portal; or `portal apply CONFIG`)"
-                        .into(),
-                );
-                x.fix.push(format!(
-                    "by hand, per direction (oifname and iifname) and family: nft add rule inet \
-                     portal forward oifname {} meta nfproto ipv4 tcp flags & (syn | rst) == syn \
-                     tcp option maxseg size > {mss4} tcp option maxseg size set {mss4}",
-                    p.interface
-                ));
-                out.push(x);
-            }
-        }
-        // The tunnel's packets plus WireGuard's headers must fit the WAN.
-        let v6 = p
-            .peers
-            .iter()
-            .any(|peer| peer.endpoint.as_ref().is_some_and(|e| e.host.contains(':')));
-        let overhead = if v6 { WG_OVERHEAD_V6 } else { WG_OVERHEAD_V4 };
-        let path = endpoint_route_mtu(f, p).or(wan_mtu);
-        if let Some(path) = path.filter(|path| p.mtu + overhead > *path) {
-            let mut x = finding(
-                "mtu",
-                Severity::Error,
-                format!(
-                    "{}'s MTU {} plus WireGuard's {overhead} bytes is {}, more than the path's {path}: \
-                     full-size packets are fragmented or lost",
-                    p.name,
-                    p.mtu,
-                    p.mtu + overhead
-                ),
-            );
-            x.evidence.push(format!(
-                "{} mtu {}, path (WAN {} or the route to the endpoint) {path}",
-                p.interface, p.mtu, m.wan.interface
-            ));
-            x.fix.push(format!(
-                "\"portals\": {{ \"{}\": {{ \"mtu\": {} }} }}",
-                p.name,
-                (path - overhead).max(1280)
-            ));
-            out.push(x);
-        }
-        for l in m.lans_via(&p.name) {
-            if let Some(lan_mtu) = l.dhcp.as_ref().and_then(|d| d.mtu) {
-                if u32::from(lan_mtu) > p.mtu {
-                    let mut x = finding(
-                        "mtu",
-                        Severity::Warning,
-                        format!(
-                            "LAN {} hands out MTU {lan_mtu}, above {}'s {}: TCP is clamped, but \
-                             large UDP/ICMP from the LAN relies on path MTU discovery",
-                            l.name, p.name, p.mtu
-                        ),
-                    );
-                    x.evidence.push(format!(
-                        "lans.{}.dhcp.mtu = {lan_mtu}; portals.{}.mtu = {}",
+                        "LAN {} hands out MTU {lan_mtu}, above {}'s {}: TCP is clamped, but \
+                         large UDP/ICMP from the LAN relies on path MTU discovery",
                         l.name, p.name, p.mtu
-                    ));
-                    x.fix.push(format!(
-                        "\"lans\": {{ \"{}\": {{ \"dhcp\": {{ \"mtu\": {} }} }} }}",
-                        l.name, p.mtu
-                    ));
-                    out.push(x);
-                }
+                    ),
+                );
+                x.evidence.push(format!(
+                    "lans.{}.dhcp.mtu = {lan_mtu}; portals.{}.mtu = {}",
+                    l.name, p.name, p.mtu
+                ));
+                x.fix.push(format!(
+                    "\"lans\": {{ \"{}\": {{ \"dhcp\": {{ \"mtu\": {} }} }} }}",
+                    l.name, p.mtu
+                ));
+                out.push(x);
             }
         }
     }

@@ -210,62 +210,15 @@ fn upstreams(m: &Model, f: &Facts, l: &Lan, probes: Vec<&DnsProbe>) -> Vec<Findi
     if failing.is_empty() {
         return Vec::new();
     }
-    let servers_at = match (&l.route, l.dns.as_ref().is_some_and(|d| d.servers_from_wan)) {
-        (_, true) => "the WAN's DHCP lease".to_string(),
-        (LanRoute::Portal(p), _) => format!("lans.{}.dns.servers, else portals.{p}.dns", l.name),
-        (LanRoute::Direct, _) => format!("lans.{}.dns.servers, else wan.static.dns", l.name),
-    };
-    // Through a portal: only while its tunnel is up. A stale handshake is
-    // the handshake check's finding, and the cause of these failures.
-    let (path, tunnel) = match &l.route {
-        LanRoute::Portal(name) => {
-            let p = &m.portals[name.index];
-            let Some(age) = fresh_handshake(f, &p.interface) else {
-                return Vec::new();
-            };
-            (
-                format!("through portal {name}"),
-                Some(format!(
-                    "{}: latest handshake {age} s ago (the tunnel is up)",
-                    p.interface
-                )),
-            )
-        }
-        LanRoute::Direct => ("out the WAN".to_string(), None),
+    let servers_at = servers_origin(l);
+    let Some((path, tunnel)) = upstream_path(m, f, l) else {
+        return Vec::new();
     };
     let all = failing.len() == probes.len();
     let mut out = Vec::new();
-    let refused =
-        |p: &DnsProbe| matches!(p.answer, Answer::Reply { rcode, .. } if rcode == RCODE_REFUSED);
     let fixes = |x: &mut Finding, ps: &[&&DnsProbe]| {
         for p in ps {
-            let s = p.ask.server;
-            let src = p
-                .ask
-                .src
-                .map(|a| a.to_string())
-                .unwrap_or_else(|| "the WAN address".into());
-            x.fix.push(if refused(p) {
-                format!(
-                    "{s} refuses queries from {src}: allow that source (or the exit's address, \
-                     if the exit masquerades) in its access list, or use another resolver ({servers_at})"
-                )
-            } else if matches!(p.answer, Answer::Reply { .. }) {
-                format!("{s} answers but cannot resolve (its own upstreams fail): fix it or use another resolver ({servers_at})")
-            } else if p.answer == Answer::NoListener {
-                format!(
-                    "{s} is reached but runs no DNS server (ICMP port unreachable came back): \
-                     start its resolver, or correct the address ({servers_at})"
-                )
-            } else if tunnel.is_some() {
-                format!(
-                    "{s} is unreachable from the exit: check that it is the exit's resolver \
-                     ({servers_at}), and that the exit routes (and masquerades) traffic from \
-                     {src} to it; on the exit: dig @{s} {QUERY_NAME}"
-                )
-            } else {
-                format!("{s} is unreachable from here: check {servers_at}; dig @{s} {QUERY_NAME}")
-            });
+            x.fix.push(upstream_fix(p, &servers_at, tunnel.is_some()));
         }
     };
     if all {
@@ -304,6 +257,69 @@ fn upstreams(m: &Model, f: &Facts, l: &Lan, probes: Vec<&DnsProbe>) -> Vec<Findi
         out.push(x);
     }
     out
+}
+
+/// Where the LAN's upstream resolvers come from, for the fixes.
+fn servers_origin(l: &Lan) -> String {
+    match (&l.route, l.dns.as_ref().is_some_and(|d| d.servers_from_wan)) {
+        (_, true) => "the WAN's DHCP lease".to_string(),
+        (LanRoute::Portal(p), _) => format!("lans.{}.dns.servers, else portals.{p}.dns", l.name),
+        (LanRoute::Direct, _) => format!("lans.{}.dns.servers, else wan.static.dns", l.name),
+    }
+}
+
+/// The way to the upstreams ("through portal P" or "out the WAN") and,
+/// through a portal, the evidence that its tunnel is up.
+fn upstream_path(m: &Model, f: &Facts, l: &Lan) -> Option<(String, Option<String>)> {
+    // Through a portal: only while its tunnel is up. A stale handshake is
+    // the handshake check's finding, and the cause of these failures.
+    Some(match &l.route {
+        LanRoute::Portal(name) => {
+            let p = &m.portals[name.index];
+            let age = fresh_handshake(f, &p.interface)?;
+            (
+                format!("through portal {name}"),
+                Some(format!(
+                    "{}: latest handshake {age} s ago (the tunnel is up)",
+                    p.interface
+                )),
+            )
+        }
+        LanRoute::Direct => ("out the WAN".to_string(), None),
+    })
+}
+
+/// What to do about one failing upstream, by how it failed.
+fn upstream_fix(p: &DnsProbe, servers_at: &str, tunnel: bool) -> String {
+    let refused =
+        |p: &DnsProbe| matches!(p.answer, Answer::Reply { rcode, .. } if rcode == RCODE_REFUSED);
+    let s = p.ask.server;
+    let src = p
+        .ask
+        .src
+        .map(|a| a.to_string())
+        .unwrap_or_else(|| "the WAN address".into());
+    if refused(p) {
+        format!(
+            "{s} refuses queries from {src}: allow that source (or the exit's address, \
+             if the exit masquerades) in its access list, or use another resolver ({servers_at})"
+        )
+    } else if matches!(p.answer, Answer::Reply { .. }) {
+        format!("{s} answers but cannot resolve (its own upstreams fail): fix it or use another resolver ({servers_at})")
+    } else if p.answer == Answer::NoListener {
+        format!(
+            "{s} is reached but runs no DNS server (ICMP port unreachable came back): \
+             start its resolver, or correct the address ({servers_at})"
+        )
+    } else if tunnel {
+        format!(
+            "{s} is unreachable from the exit: check that it is the exit's resolver \
+             ({servers_at}), and that the exit routes (and masquerades) traffic from \
+             {src} to it; on the exit: dig @{s} {QUERY_NAME}"
+        )
+    } else {
+        format!("{s} is unreachable from here: check {servers_at}; dig @{s} {QUERY_NAME}")
+    }
 }
 
 /// `lans.L.dhcp.dns` set explicitly beside `lans.L.dns`: clients are told

@@ -99,6 +99,32 @@ impl Clock {
 /// Runs PID 1 with the config at `path`. Never returns.
 pub fn run(path: &Path) -> ! {
     let clock = Clock(Instant::now());
+    let sfd = take_signals();
+
+    // The config is on the root file system: readable before any mount.
+    let cfg = load_config(path);
+    let mounted = bring_up(&cfg);
+    if let Some(key) = &cfg.first_boot_key {
+        first_boot_key(key);
+    }
+
+    let trial = cfg.slots.as_ref().and_then(start_trial);
+
+    let names: Vec<String> = cfg.services.iter().map(|s| s.name.clone()).collect();
+    let sup = Supervisor::new(&names);
+    let Ok(sfd) = sfd else {
+        complain("no signalfd: cannot supervise; services run unsupervised");
+        for s in &cfg.services {
+            let _ = spawn(s);
+        }
+        park();
+    };
+    supervise_forever(&cfg, sup, &sfd, &clock, trial, &mounted)
+}
+
+/// Blocks the signals PID 1 acts on, to read them from a signalfd (no
+/// handler ever runs inside PID 1), and turns Ctrl-Alt-Del into SIGINT.
+fn take_signals() -> nix::Result<SignalFd> {
     let signals = [
         Signal::SIGCHLD,
         Signal::SIGTERM,
@@ -123,10 +149,15 @@ pub fn run(path: &Path) -> ! {
     let sfd = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC);
     // Ctrl-Alt-Del becomes SIGINT to us instead of an immediate reboot.
     let _ = nix::sys::reboot::set_cad_enabled(false);
+    sfd
+}
 
-    // The config is on the root file system: readable before any mount.
+/// The system made usable, in this order: pseudo file systems, host name,
+/// interface names, kernel modules, the mounts that needed them, then the
+/// switch to the real root (which returns only if it failed). Returns
+/// what was mounted, to unmount at shutdown.
+fn bring_up(cfg: &InitConfig) -> Vec<Mount> {
     // Block devices need their drivers: those mounts wait for the modules.
-    let cfg = load_config(path);
     let (devices, pseudo): (Vec<Mount>, Vec<Mount>) = cfg
         .mounts
         .iter()
@@ -139,6 +170,26 @@ pub fn run(path: &Path) -> ! {
         let secs = up.split_whitespace().next().unwrap_or("?");
         say(&format!("PID 1 running {secs} s after the kernel started"));
     }
+    name_host_and_links(cfg);
+    load_modules(&cfg.modules);
+    wait_for_devices(&devices, Duration::from_secs(5));
+    mounted.extend(mount_all(&after_modules, false).0);
+    mounted.extend(mount_all(&devices, false).0);
+    if let Some(sr) = &cfg.switch_root {
+        let cmdline = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
+        let why = match root::parse_cmdline(&cmdline) {
+            Some(args) => root::switch(&args, &sr.init, Duration::from_secs(sr.wait_secs)),
+            None => "no root= on the kernel command line".into(),
+        };
+        complain(&format!(
+            "cannot switch to the root file system: {why}; staying in the initramfs"
+        ));
+    }
+    mounted
+}
+
+/// The host name, then the interfaces renamed as init.json says.
+fn name_host_and_links(cfg: &InitConfig) {
     if let Some(h) = &cfg.hostname {
         match nix::unistd::sethostname(h) {
             Ok(()) => say(&format!("host name {h}")),
@@ -154,79 +205,74 @@ pub fn run(path: &Path) -> ! {
             )),
         }
     }
-    load_modules(&cfg.modules);
-    wait_for_devices(&devices, Duration::from_secs(5));
-    mounted.extend(mount_all(&after_modules, false).0);
-    mounted.extend(mount_all(&devices, false).0);
-    if let Some(sr) = &cfg.switch_root {
-        let cmdline = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
-        let why = match root::parse_cmdline(&cmdline) {
-            Some(args) => root::switch(&args, &sr.init, Duration::from_secs(sr.wait_secs)),
-            None => "no root= on the kernel command line".into(),
-        };
-        complain(&format!(
-            "cannot switch to the root file system: {why}; staying in the initramfs"
-        ));
-    }
-    if let Some(key) = &cfg.first_boot_key {
-        first_boot_key(key);
-    }
+}
 
-    let mut trial = cfg.slots.as_ref().and_then(start_trial);
-
-    let names: Vec<String> = cfg.services.iter().map(|s| s.name.clone()).collect();
-    let mut sup = Supervisor::new(&names);
-    let Ok(sfd) = sfd else {
-        complain("no signalfd: cannot supervise; services run unsupervised");
-        for s in &cfg.services {
-            let _ = spawn(s);
-        }
-        park();
-    };
+/// PID 1's main loop: start the services that are due, wait for a signal
+/// or the next start, reap, and shut down on a request.
+fn supervise_forever(
+    cfg: &InitConfig,
+    mut sup: Supervisor,
+    sfd: &SignalFd,
+    clock: &Clock,
+    mut trial: Option<Trial>,
+    mounted: &[Mount],
+) -> ! {
     loop {
         let now = clock.now();
-        for i in sup.due(now) {
-            let Some(spec) = cfg.services.get(i) else {
-                continue;
-            };
-            match spawn(spec) {
-                Ok(pid) => {
-                    sup.started(i, pid, now);
-                    say(&format!("started {} (pid {pid})", spec.name));
-                }
-                Err(e) => {
-                    complain(&format!("cannot start {}: {e}", spec.name));
-                    if let Some(x) = sup.start_failed(i, now) {
-                        log_exit(&x, None);
-                    }
-                }
-            }
-        }
+        start_due(&mut sup, &cfg.services, now);
         // A slot on trial is checked every second.
         let longest = if trial.is_some() { 1_000 } else { 60_000 };
         let wait = sup
             .next_due()
             .map(|at| at.saturating_sub(clock.now()).min(longest))
             .unwrap_or(longest);
-        let mut request = None;
-        if let Some(ended) = trial.as_ref().and_then(poll_trial) {
-            trial = None;
-            if !ended {
-                request = Some(Shutdown::Reboot);
-            }
-        }
-        for sig in wait_for_signals(&sfd, wait) {
-            if let Some(r) = Shutdown::from_signal(sig) {
-                request = Some(r);
-            } else if sig == Signal::SIGHUP {
-                say("SIGHUP: nothing to reload in init (the agent reloads on its own SIGHUP)");
-            }
-        }
-        reap(&mut sup, &clock);
+        let request = shutdown_request(&mut trial, sfd, wait);
+        reap(&mut sup, clock);
         if let Some(r) = request {
-            shutdown(r, &mut sup, &cfg, &mounted, &sfd, &clock);
+            shutdown(r, &mut sup, cfg, mounted, sfd, clock);
         }
     }
+}
+
+/// Starts the services whose (re)start is due.
+fn start_due(sup: &mut Supervisor, services: &[ServiceSpec], now: u64) {
+    for i in sup.due(now) {
+        let Some(spec) = services.get(i) else {
+            continue;
+        };
+        match spawn(spec) {
+            Ok(pid) => {
+                sup.started(i, pid, now);
+                say(&format!("started {} (pid {pid})", spec.name));
+            }
+            Err(e) => {
+                complain(&format!("cannot start {}: {e}", spec.name));
+                if let Some(x) = sup.start_failed(i, now) {
+                    log_exit(&x, None);
+                }
+            }
+        }
+    }
+}
+
+/// A shutdown asked for: by a slot on trial that failed (reboot into the
+/// old one) or by a signal received within `wait` ms.
+fn shutdown_request(trial: &mut Option<Trial>, sfd: &SignalFd, wait: u64) -> Option<Shutdown> {
+    let mut request = None;
+    if let Some(ended) = trial.as_ref().and_then(poll_trial) {
+        *trial = None;
+        if !ended {
+            request = Some(Shutdown::Reboot);
+        }
+    }
+    for sig in wait_for_signals(sfd, wait) {
+        if let Some(r) = Shutdown::from_signal(sig) {
+            request = Some(r);
+        } else if sig == Signal::SIGHUP {
+            say("SIGHUP: nothing to reload in init (the agent reloads on its own SIGHUP)");
+        }
+    }
+    request
 }
 
 /// A slot on trial after `portal upgrade` (upgrade::trial). Builds without

@@ -9,7 +9,9 @@
 //! BUNDLE may be a file or a block device holding the tar (a USB stick
 //! written with dd): the tar's end-of-archive block ends the read.
 
-use super::{efi_string_var, hex, parse_manifest, tar_header, Pending, Slot, LOADER_GUID};
+use super::{
+    efi_string_var, hex, parse_manifest, tar_header, Manifest, Pending, Slot, LOADER_GUID,
+};
 use sha2::{Digest, Sha256};
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -43,6 +45,50 @@ const CHUNK: usize = 1 << 20;
 const MANIFEST_MAX: u64 = 64 * 1024;
 
 pub fn run(bundle: &Path, paths: &Paths, say: &mut dyn FnMut(&str)) -> Result<Pending, String> {
+    let (from, to, board, device) = check_system(paths, say)?;
+
+    let mut input = File::open(bundle).map_err(|e| format!("{}: {e}", bundle.display()))?;
+    let manifest = read_manifest(&mut input, &board)?;
+    say(&format!("bundle: {} for {board}", manifest.version));
+
+    let esp_dir = paths.esp.join(to.esp_dir());
+    std::fs::create_dir_all(&esp_dir).map_err(|e| format!("{}: {e}", esp_dir.display()))?;
+    let mut staged: Vec<(PathBuf, PathBuf)> = Vec::new();
+    let result = write_members(&mut input, &manifest, &device, &esp_dir, &mut staged, say);
+    if let Err(e) = result {
+        for (temp, _) in &staged {
+            let _ = std::fs::remove_file(temp);
+        }
+        return Err(format!(
+            "{e}; nothing switched, slot {} stays the default",
+            from.name()
+        ));
+    }
+    for (temp, final_path) in &staged {
+        std::fs::rename(temp, final_path).map_err(|e| format!("{}: {e}", final_path.display()))?;
+    }
+    crate::state::sync_dir(&esp_dir);
+    let pending = Pending {
+        from,
+        to,
+        version: manifest.version.clone(),
+    };
+    crate::state::write_json_atomic(&paths.record, &pending)?;
+    set_one_shot(&paths.efivars, to)?;
+    say(&format!(
+        "slot {} will be booted once; it becomes the default when its agent reports healthy",
+        to.name()
+    ));
+    Ok(pending)
+}
+
+/// That this system can be upgraded (booted from a slot, ESP mounted,
+/// UEFI): the running slot, the one to write, the board and the
+/// partition of the slot to write.
+fn check_system(
+    paths: &Paths,
+    say: &mut dyn FnMut(&str),
+) -> Result<(Slot, Slot, String, PathBuf), String> {
     let cmdline = std::fs::read_to_string(&paths.cmdline).unwrap_or_default();
     let from = super::booted(&cmdline).ok_or(
         "this system was not booted from an A/B slot (no root=PARTLABEL=portal-root-X): \
@@ -72,9 +118,12 @@ pub fn run(bundle: &Path, paths: &Paths, say: &mut dyn FnMut(&str)) -> Result<Pe
         to.name(),
         device.display()
     ));
+    Ok((from, to, board, device))
+}
 
-    let mut input = File::open(bundle).map_err(|e| format!("{}: {e}", bundle.display()))?;
-    let (name, size) = next_header(&mut input)?.ok_or("the bundle is empty")?;
+/// The bundle's first member, manifest.json, read and checked for `board`.
+fn read_manifest(input: &mut File, board: &str) -> Result<Manifest, String> {
+    let (name, size) = next_header(input)?.ok_or("the bundle is empty")?;
     if name != "manifest.json" || size > MANIFEST_MAX {
         return Err(format!(
             "the bundle's first member is {name:?} ({size} bytes), not manifest.json"
@@ -84,91 +133,85 @@ pub fn run(bundle: &Path, paths: &Paths, say: &mut dyn FnMut(&str)) -> Result<Pe
     input
         .read_exact(&mut text)
         .map_err(|e| format!("manifest.json: {e}"))?;
-    skip_padding(&mut input, size)?;
-    let manifest = parse_manifest(&String::from_utf8_lossy(&text), &board)?;
-    say(&format!("bundle: {} for {board}", manifest.version));
+    skip_padding(input, size)?;
+    parse_manifest(&String::from_utf8_lossy(&text), board)
+}
 
-    let esp_dir = paths.esp.join(to.esp_dir());
-    std::fs::create_dir_all(&esp_dir).map_err(|e| format!("{}: {e}", esp_dir.display()))?;
-    let mut staged: Vec<(PathBuf, PathBuf)> = Vec::new();
-    let result = (|| {
-        let mut seen = Vec::new();
-        while let Some((name, size)) = next_header(&mut input)? {
-            let entry = manifest
-                .files
-                .iter()
-                .find(|f| f.name == name)
-                .ok_or_else(|| format!("{name:?} is in the bundle but not in its manifest"))?;
-            if seen.contains(&name) {
-                return Err(format!("{name} is in the bundle twice"));
-            }
-            if size != entry.size {
-                return Err(format!(
-                    "{name}: {size} bytes, the manifest says {}",
-                    entry.size
-                ));
-            }
-            let digest = if name == "root.sqfs" {
-                let digest = write_partition(&mut input, size, &device)?;
-                // Read back past the page cache's copy of what was written.
-                let back = hash_device(&device, size)?;
-                if back != digest {
-                    return Err(format!(
-                        "{}: read back {back}, wrote {digest}",
-                        device.display()
-                    ));
-                }
-                digest
-            } else {
-                let final_path = esp_dir.join(&name);
-                let temp = esp_dir.join(format!("{name}.new"));
-                let digest = write_file(&mut input, size, &temp)?;
-                staged.push((temp, final_path));
-                digest
-            };
-            skip_padding(&mut input, size)?;
-            if digest != entry.sha256.to_ascii_lowercase() {
-                return Err(format!(
-                    "{name}: sha256 {digest}, the manifest says {}",
-                    entry.sha256
-                ));
-            }
-            say(&format!("{name}: {size} bytes, sha256 matches"));
-            seen.push(name);
-        }
-        if let Some(missing) = super::MEMBERS
+/// The members after the manifest, each written and its hash checked
+/// against the manifest; ESP files are written to `staged` temporary
+/// names. Every member must be there, once.
+fn write_members(
+    input: &mut File,
+    manifest: &Manifest,
+    device: &Path,
+    esp_dir: &Path,
+    staged: &mut Vec<(PathBuf, PathBuf)>,
+    say: &mut dyn FnMut(&str),
+) -> Result<(), String> {
+    let mut seen = Vec::new();
+    while let Some((name, size)) = next_header(input)? {
+        let entry = manifest
+            .files
             .iter()
-            .find(|m| !seen.iter().any(|s| s == *m))
-        {
-            return Err(format!("the bundle ends without {missing}"));
+            .find(|f| f.name == name)
+            .ok_or_else(|| format!("{name:?} is in the bundle but not in its manifest"))?;
+        if seen.contains(&name) {
+            return Err(format!("{name} is in the bundle twice"));
         }
-        Ok(())
-    })();
-    if let Err(e) = result {
-        for (temp, _) in &staged {
-            let _ = std::fs::remove_file(temp);
+        if size != entry.size {
+            return Err(format!(
+                "{name}: {size} bytes, the manifest says {}",
+                entry.size
+            ));
         }
-        return Err(format!(
-            "{e}; nothing switched, slot {} stays the default",
-            from.name()
-        ));
+        let digest = write_member(input, &name, size, device, esp_dir, staged)?;
+        skip_padding(input, size)?;
+        if digest != entry.sha256.to_ascii_lowercase() {
+            return Err(format!(
+                "{name}: sha256 {digest}, the manifest says {}",
+                entry.sha256
+            ));
+        }
+        say(&format!("{name}: {size} bytes, sha256 matches"));
+        seen.push(name);
     }
-    for (temp, final_path) in &staged {
-        std::fs::rename(temp, final_path).map_err(|e| format!("{}: {e}", final_path.display()))?;
+    if let Some(missing) = super::MEMBERS
+        .iter()
+        .find(|m| !seen.iter().any(|s| s == *m))
+    {
+        return Err(format!("the bundle ends without {missing}"));
     }
-    crate::state::sync_dir(&esp_dir);
-    let pending = Pending {
-        from,
-        to,
-        version: manifest.version.clone(),
-    };
-    crate::state::write_json_atomic(&paths.record, &pending)?;
-    set_one_shot(&paths.efivars, to)?;
-    say(&format!(
-        "slot {} will be booted once; it becomes the default when its agent reports healthy",
-        to.name()
-    ));
-    Ok(pending)
+    Ok(())
+}
+
+/// One member: root.sqfs to the partition (and read back), any other to
+/// a temporary file on the ESP. Returns its sha256.
+fn write_member(
+    input: &mut File,
+    name: &str,
+    size: u64,
+    device: &Path,
+    esp_dir: &Path,
+    staged: &mut Vec<(PathBuf, PathBuf)>,
+) -> Result<String, String> {
+    if name == "root.sqfs" {
+        let digest = write_partition(input, size, device)?;
+        // Read back past the page cache's copy of what was written.
+        let back = hash_device(device, size)?;
+        if back != digest {
+            return Err(format!(
+                "{}: read back {back}, wrote {digest}",
+                device.display()
+            ));
+        }
+        Ok(digest)
+    } else {
+        let final_path = esp_dir.join(name);
+        let temp = esp_dir.join(format!("{name}.new"));
+        let digest = write_file(input, size, &temp)?;
+        staged.push((temp, final_path));
+        Ok(digest)
+    }
 }
 
 fn board_name(path: &Path) -> Result<String, String> {

@@ -122,52 +122,10 @@ struct Link {
 fn run(spec: &Spec, view: &WifiView, stop: &AtomicBool) -> Result<(), String> {
     let radio = &spec.radio;
     set_state(view, radio, "starting");
-    let ctrl_dir = conf::ctrl_dir(&spec.run_dir);
-    {
-        use std::os::unix::fs::DirBuilderExt;
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&ctrl_dir)
-            .map_err(|e| format!("{}: {e}", ctrl_dir.display()))?;
-    }
-    let conf_path = spec
-        .run_dir
-        .join(format!("hostapd-{}.conf", radio.interface));
-    // Readable by root only: it holds the passphrase.
-    crate::state::write_atomic_mode(&conf_path, conf::render(radio, &ctrl_dir).as_bytes(), 0o600)?;
-    let mut child = Command::new(&spec.program)
-        .arg(&conf_path)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| {
-            set_state(view, radio, "hostapd did not start");
-            format!("cannot start {}: {e}", spec.program)
-        })?;
+    let (ctrl_dir, conf_path) = write_conf(spec)?;
+    let mut child = spawn(spec, view, &conf_path)?;
     let label = format!("hostapd {}", radio.interface);
-    // hostapd's own lines (interface state, station events) into our log.
-    for out in [
-        child
-            .stdout
-            .take()
-            .map(|o| Box::new(o) as Box<dyn std::io::Read + Send>),
-        child
-            .stderr
-            .take()
-            .map(|o| Box::new(o) as Box<dyn std::io::Read + Send>),
-    ]
-    .into_iter()
-    .flatten()
-    {
-        let label = label.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines().map_while(Result::ok) {
-                log::info(&format!("{label}: {line}"));
-            }
-        });
-    }
+    forward_output(&mut child, &label);
     let pid = child.id();
     let mut hostapd = Hostapd(child);
     log::info(&format!("{label}: started (pid {pid})"));
@@ -188,6 +146,78 @@ fn run(spec: &Spec, view: &WifiView, stop: &AtomicBool) -> Result<(), String> {
         ));
     }
     refresh_stations(&mut links, view);
+    watch(radio, view, stop, hostapd, links, pid, &label)
+}
+
+/// Makes the control directory (0700) and writes the config; returns both.
+fn write_conf(spec: &Spec) -> Result<(PathBuf, PathBuf), String> {
+    let radio = &spec.radio;
+    let ctrl_dir = conf::ctrl_dir(&spec.run_dir);
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&ctrl_dir)
+            .map_err(|e| format!("{}: {e}", ctrl_dir.display()))?;
+    }
+    let conf_path = spec
+        .run_dir
+        .join(format!("hostapd-{}.conf", radio.interface));
+    // Readable by root only: it holds the passphrase.
+    crate::state::write_atomic_mode(&conf_path, conf::render(radio, &ctrl_dir).as_bytes(), 0o600)?;
+    Ok((ctrl_dir, conf_path))
+}
+
+/// Starts hostapd on its config, its output piped.
+fn spawn(spec: &Spec, view: &WifiView, conf_path: &Path) -> Result<Child, String> {
+    Command::new(&spec.program)
+        .arg(conf_path)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| {
+            set_state(view, &spec.radio, "hostapd did not start");
+            format!("cannot start {}: {e}", spec.program)
+        })
+}
+
+/// hostapd's own lines (interface state, station events) into our log.
+fn forward_output(child: &mut Child, label: &str) {
+    for out in [
+        child
+            .stdout
+            .take()
+            .map(|o| Box::new(o) as Box<dyn std::io::Read + Send>),
+        child
+            .stderr
+            .take()
+            .map(|o| Box::new(o) as Box<dyn std::io::Read + Send>),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        let label = label.to_string();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                log::info(&format!("{label}: {line}"));
+            }
+        });
+    }
+}
+
+/// Until stopped or hostapd fails: station events logged, a PING every
+/// PING_EVERY, the station list refreshed on any change.
+fn watch(
+    radio: &Radio,
+    view: &WifiView,
+    stop: &AtomicBool,
+    mut hostapd: Hostapd,
+    mut links: Vec<Link>,
+    pid: u32,
+    label: &str,
+) -> Result<(), String> {
     let mut last_ping = Instant::now();
     let mut misses = 0;
     loop {
@@ -205,44 +235,15 @@ fn run(spec: &Spec, view: &WifiView, stop: &AtomicBool) -> Result<(), String> {
             );
             return Err(format!("hostapd exited ({status})"));
         }
-        let mut changed = false;
-        for link in &mut links {
-            while let Ok(Some(msg)) = link.events.recv(Duration::from_millis(100)) {
-                match parse_event(&msg) {
-                    Some(Event::Connected(mac)) => {
-                        log::info(&format!("wifi {}: station {mac} connected", link.lan));
-                        changed = true;
-                    }
-                    Some(Event::Disconnected(mac)) => {
-                        log::info(&format!("wifi {}: station {mac} disconnected", link.lan));
-                        changed = true;
-                    }
-                    Some(Event::WrongPassphrase(mac)) => {
-                        log::info(&format!(
-                            "wifi {}: station {mac} failed the handshake: wrong passphrase?",
-                            link.lan
-                        ));
-                    }
-                    None => {}
-                }
-            }
-        }
+        let mut changed = log_events(&mut links);
         if last_ping.elapsed() >= PING_EVERY {
             last_ping = Instant::now();
-            match links[0].requests.request("PING", PING_TIMEOUT) {
-                Ok(r) if r == "PONG\n" => misses = 0,
-                Ok(r) => return Err(format!("PING answered `{}`", r.trim())),
-                Err(e) => {
-                    misses += 1;
-                    log::error(&format!("{label}: {e} ({misses} of {PING_MISSES})"));
-                    if misses >= PING_MISSES {
-                        set_state(view, radio, "restarting: hostapd stopped answering");
-                        let _ = hostapd.0.kill();
-                        return Err(format!(
-                            "hostapd (pid {pid}) stopped answering PING: killed"
-                        ));
-                    }
-                }
+            if ping(&mut links[0], &mut misses, label)? {
+                set_state(view, radio, "restarting: hostapd stopped answering");
+                let _ = hostapd.0.kill();
+                return Err(format!(
+                    "hostapd (pid {pid}) stopped answering PING: killed"
+                ));
             }
             changed = true;
         }
@@ -250,6 +251,49 @@ fn run(spec: &Spec, view: &WifiView, stop: &AtomicBool) -> Result<(), String> {
             refresh_stations(&mut links, view);
         }
     }
+}
+
+/// Logs the station events waiting on each SSID; true if a station came
+/// or went.
+fn log_events(links: &mut [Link]) -> bool {
+    let mut changed = false;
+    for link in links {
+        while let Ok(Some(msg)) = link.events.recv(Duration::from_millis(100)) {
+            match parse_event(&msg) {
+                Some(Event::Connected(mac)) => {
+                    log::info(&format!("wifi {}: station {mac} connected", link.lan));
+                    changed = true;
+                }
+                Some(Event::Disconnected(mac)) => {
+                    log::info(&format!("wifi {}: station {mac} disconnected", link.lan));
+                    changed = true;
+                }
+                Some(Event::WrongPassphrase(mac)) => {
+                    log::info(&format!(
+                        "wifi {}: station {mac} failed the handshake: wrong passphrase?",
+                        link.lan
+                    ));
+                }
+                None => {}
+            }
+        }
+    }
+    changed
+}
+
+/// One PING: a PONG clears the misses; true once PING_MISSES in a row
+/// went unanswered (hostapd is hung).
+fn ping(link: &mut Link, misses: &mut u32, label: &str) -> Result<bool, String> {
+    match link.requests.request("PING", PING_TIMEOUT) {
+        Ok(r) if r == "PONG\n" => *misses = 0,
+        Ok(r) => return Err(format!("PING answered `{}`", r.trim())),
+        Err(e) => {
+            *misses += 1;
+            log::error(&format!("{label}: {e} ({misses} of {PING_MISSES})"));
+            return Ok(*misses >= PING_MISSES);
+        }
+    }
+    Ok(false)
 }
 
 /// Waits for hostapd's control sockets (made once the radio is

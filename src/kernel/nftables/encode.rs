@@ -14,8 +14,8 @@
 
 use super::wire::*;
 use crate::core::ruleset::{
-    Chain, ChainKind, Dir, Family, Hook, IpField, IpValue, Item, Match, Op, PortField, Reject,
-    Rule, Stmt, Table, Verdict, L4,
+    Chain, ChainKind, CtState, Dir, Family, Hook, IpField, IpValue, Item, Match, Op, PortField,
+    Reject, Rule, Stmt, Table, TcpFlag, Verdict, L4,
 };
 use std::net::IpAddr;
 
@@ -508,95 +508,17 @@ impl RuleEnc<'_> {
         }
     }
 
+    /// One match expression: each kind is written by a method of its own.
     fn matches(&mut self, m: &Match) -> Result<(), String> {
         match m {
-            Match::Iif(name) => {
-                let index = (self.ifindex)(name)
-                    .ok_or_else(|| format!("iif \"{name}\": no such interface"))?;
-                self.push(Expr::Meta(META_IIF));
-                self.push(Expr::Cmp(CmpOp::Eq, index.to_ne_bytes().to_vec()));
-            }
-            Match::IfName { dir, op, names } => {
-                let key = match dir {
-                    Dir::In => META_IIFNAME,
-                    Dir::Out => META_OIFNAME,
-                };
-                self.push(Expr::Meta(key));
-                match names.as_slice() {
-                    [one] => self.push(Expr::Cmp(Self::cmp_op(*op), ifname_key(one)?)),
-                    [] => return Err("empty set".into()),
-                    many => {
-                        let keys = many
-                            .iter()
-                            .map(|n| ifname_key(n))
-                            .collect::<Result<_, _>>()?;
-                        let typeof_ = typeof_meta(key);
-                        let ud = set_userdata(BYTEORDER_HOST, false, &typeof_);
-                        let set = hash_set(TYPE_IFNAME, IFNAMSIZ as u32, ud, keys)?;
-                        self.add_set(set, *op == Op::Ne);
-                    }
-                }
-            }
-            Match::Ip { field, op, values } => {
-                self.need_net(Family::Ipv4)?;
-                let (offset, field_id) = match field {
-                    IpField::Saddr => (12, 11), // IPHDR_SADDR
-                    IpField::Daddr => (16, 12), // IPHDR_DADDR
-                };
-                match values.as_slice() {
-                    [one] => self.ip_value(offset, Self::cmp_op(*op), one)?,
-                    [] => return Err("empty set".into()),
-                    many => {
-                        self.push(Expr::Payload {
-                            base: BASE_NETWORK,
-                            offset,
-                            len: 4,
-                        });
-                        let set = if many.iter().any(|v| matches!(v, IpValue::Net(_))) {
-                            interval_set(many, field_id)?
-                        } else {
-                            let keys = many
-                                .iter()
-                                .map(|v| v4_range(v).map(|r| r.0.to_be_bytes().to_vec()))
-                                .collect::<Result<_, _>>()?;
-                            let ud = set_userdata(
-                                BYTEORDER_BIG,
-                                false,
-                                &typeof_payload(DESC_IP, field_id),
-                            );
-                            hash_set(TYPE_IPADDR, 4, ud, keys)?
-                        };
-                        self.add_set(set, *op == Op::Ne);
-                    }
-                }
-            }
+            Match::Iif(name) => self.iif(name)?,
+            Match::IfName { dir, op, names } => self.ifname(*dir, *op, names.as_slice())?,
+            Match::Ip { field, op, values } => self.ip(*field, *op, values.as_slice())?,
             Match::Port {
                 proto,
                 field,
                 ports,
-            } => {
-                self.need_l4(proto.number())?;
-                let (offset, field_id) = match field {
-                    PortField::Sport => (0, 1),
-                    PortField::Dport => (2, 2),
-                };
-                let desc = match proto {
-                    L4::Tcp => DESC_TCP,
-                    L4::Udp => DESC_UDP,
-                };
-                self.push(Expr::Payload {
-                    base: BASE_TRANSPORT,
-                    offset,
-                    len: 2,
-                });
-                let keys: Vec<Vec<u8>> = ports
-                    .as_slice()
-                    .iter()
-                    .map(|p| p.to_be_bytes().to_vec())
-                    .collect();
-                let ud = set_userdata(BYTEORDER_BIG, false, &typeof_payload(desc, field_id));
-                self.values(keys, TYPE_INET_SERVICE, 2, ud)?;
-            }
+            } => self.port(*proto, *field, ports.as_slice())?,
             Match::IcmpType(types) => {
                 self.need_net(Family::Ipv4)?;
                 self.need_l4(1)?;
@@ -615,45 +537,10 @@ impl RuleEnc<'_> {
                     DESC_ICMPV6,
                 )?;
             }
-            Match::Ip6Hoplimit(h) => {
-                self.need_net(Family::Ipv6)?;
-                self.push(Expr::Payload {
-                    base: BASE_NETWORK,
-                    offset: 7,
-                    len: 1,
-                });
-                self.push(Expr::Cmp(CmpOp::Eq, vec![*h]));
-                self.mark(Merge::Field);
-            }
-            Match::L4proto(p) => {
-                if self.ctx.l4.is_some_and(|have| have != p.number()) {
-                    return Err(format!("meta l4proto {p} after another transport protocol"));
-                }
-                self.push(Expr::Meta(META_L4PROTO));
-                self.push(Expr::Cmp(CmpOp::Eq, vec![p.number()]));
-                self.ctx.l4 = Some(p.number());
-            }
-            Match::Nfproto(f) => {
-                if self.ctx.net.is_some_and(|have| have != *f) {
-                    return Err(format!("meta nfproto {f} after another network protocol"));
-                }
-                self.push(Expr::Meta(META_NFPROTO));
-                self.push(Expr::Cmp(CmpOp::Eq, vec![family_number(*f)]));
-                self.ctx.net = Some(*f);
-            }
-            Match::CtState(states) => {
-                if states.is_empty() {
-                    return Err("ct state without a state".into());
-                }
-                let bits = states.iter().fold(0u32, |b, s| b | s.bit());
-                self.push(Expr::Ct(CT_STATE));
-                self.push(Expr::Bitwise {
-                    mask: bits.to_ne_bytes().to_vec(),
-                    xor: vec![0; 4],
-                    op: false,
-                });
-                self.push(Expr::Cmp(CmpOp::Neq, vec![0; 4]));
-            }
+            Match::Ip6Hoplimit(h) => self.ip6_hoplimit(*h)?,
+            Match::L4proto(p) => self.l4proto(*p)?,
+            Match::Nfproto(f) => self.nfproto(*f)?,
+            Match::CtState(states) => self.ct_state(states)?,
             Match::CtCountOver(n) => self.push(Expr::Connlimit {
                 count: *n,
                 inv: true,
@@ -665,36 +552,181 @@ impl RuleEnc<'_> {
                     ty.number().to_ne_bytes().to_vec(),
                 ));
             }
-            Match::TcpFlags { mask, equals } => {
-                self.need_l4(L4::Tcp.number())?;
-                let bits =
-                    |f: &[crate::core::ruleset::TcpFlag]| f.iter().fold(0u8, |b, x| b | x.bit());
-                let (mask, equals) = (bits(mask), bits(equals));
-                if equals & !mask != 0 {
-                    return Err("tcp flags: compared flags outside the mask".into());
-                }
-                self.push(Expr::Payload {
-                    base: BASE_TRANSPORT,
-                    offset: 13,
-                    len: 1,
-                });
-                self.push(Expr::Bitwise {
-                    mask: vec![mask],
-                    xor: vec![0],
-                    op: true,
-                });
-                self.push(Expr::Cmp(CmpOp::Eq, vec![equals]));
-            }
-            Match::TcpMssAbove(n) => {
-                let n = mss(*n)?;
-                self.push(Expr::TcpOptLoad {
-                    kind: TCPOPT_MAXSEG,
-                    offset: 2,
-                    len: 2,
-                });
-                self.push(Expr::Cmp(CmpOp::Gt, n.to_be_bytes().to_vec()));
+            Match::TcpFlags { mask, equals } => self.tcp_flags(mask, equals)?,
+            Match::TcpMssAbove(n) => self.tcp_mss_above(*n)?,
+        }
+        Ok(())
+    }
+
+    /// `iif "lo"`: the interface's index, looked up now.
+    fn iif(&mut self, name: &str) -> Result<(), String> {
+        let index =
+            (self.ifindex)(name).ok_or_else(|| format!("iif \"{name}\": no such interface"))?;
+        self.push(Expr::Meta(META_IIF));
+        self.push(Expr::Cmp(CmpOp::Eq, index.to_ne_bytes().to_vec()));
+        Ok(())
+    }
+
+    /// `iifname` / `oifname`: one name compared, several looked up in a set.
+    fn ifname(&mut self, dir: Dir, op: Op, names: &[String]) -> Result<(), String> {
+        let key = match dir {
+            Dir::In => META_IIFNAME,
+            Dir::Out => META_OIFNAME,
+        };
+        self.push(Expr::Meta(key));
+        match names {
+            [one] => self.push(Expr::Cmp(Self::cmp_op(op), ifname_key(one)?)),
+            [] => return Err("empty set".into()),
+            many => {
+                let keys = many
+                    .iter()
+                    .map(|n| ifname_key(n))
+                    .collect::<Result<_, _>>()?;
+                let typeof_ = typeof_meta(key);
+                let ud = set_userdata(BYTEORDER_HOST, false, &typeof_);
+                let set = hash_set(TYPE_IFNAME, IFNAMSIZ as u32, ud, keys)?;
+                self.add_set(set, op == Op::Ne);
             }
         }
+        Ok(())
+    }
+
+    /// `ip saddr` / `ip daddr`: one value compared; several in a hash set,
+    /// or in an interval set when any is a prefix.
+    fn ip(&mut self, field: IpField, op: Op, values: &[IpValue]) -> Result<(), String> {
+        self.need_net(Family::Ipv4)?;
+        let (offset, field_id) = match field {
+            IpField::Saddr => (12, 11), // IPHDR_SADDR
+            IpField::Daddr => (16, 12), // IPHDR_DADDR
+        };
+        match values {
+            [one] => self.ip_value(offset, Self::cmp_op(op), one)?,
+            [] => return Err("empty set".into()),
+            many => {
+                self.push(Expr::Payload {
+                    base: BASE_NETWORK,
+                    offset,
+                    len: 4,
+                });
+                let set = if many.iter().any(|v| matches!(v, IpValue::Net(_))) {
+                    interval_set(many, field_id)?
+                } else {
+                    let keys = many
+                        .iter()
+                        .map(|v| v4_range(v).map(|r| r.0.to_be_bytes().to_vec()))
+                        .collect::<Result<_, _>>()?;
+                    let ud = set_userdata(BYTEORDER_BIG, false, &typeof_payload(DESC_IP, field_id));
+                    hash_set(TYPE_IPADDR, 4, ud, keys)?
+                };
+                self.add_set(set, op == Op::Ne);
+            }
+        }
+        Ok(())
+    }
+
+    /// `tcp dport` / `udp sport`: the port in the transport header.
+    fn port(&mut self, proto: L4, field: PortField, ports: &[u16]) -> Result<(), String> {
+        self.need_l4(proto.number())?;
+        let (offset, field_id) = match field {
+            PortField::Sport => (0, 1),
+            PortField::Dport => (2, 2),
+        };
+        let desc = match proto {
+            L4::Tcp => DESC_TCP,
+            L4::Udp => DESC_UDP,
+        };
+        self.push(Expr::Payload {
+            base: BASE_TRANSPORT,
+            offset,
+            len: 2,
+        });
+        let keys: Vec<Vec<u8>> = ports.iter().map(|p| p.to_be_bytes().to_vec()).collect();
+        let ud = set_userdata(BYTEORDER_BIG, false, &typeof_payload(desc, field_id));
+        self.values(keys, TYPE_INET_SERVICE, 2, ud)
+    }
+
+    /// `ip6 hoplimit N`: the eighth byte of the IPv6 header.
+    fn ip6_hoplimit(&mut self, h: u8) -> Result<(), String> {
+        self.need_net(Family::Ipv6)?;
+        self.push(Expr::Payload {
+            base: BASE_NETWORK,
+            offset: 7,
+            len: 1,
+        });
+        self.push(Expr::Cmp(CmpOp::Eq, vec![h]));
+        self.mark(Merge::Field);
+        Ok(())
+    }
+
+    /// `meta l4proto P`: refused after a match on another transport protocol.
+    fn l4proto(&mut self, p: L4) -> Result<(), String> {
+        if self.ctx.l4.is_some_and(|have| have != p.number()) {
+            return Err(format!("meta l4proto {p} after another transport protocol"));
+        }
+        self.push(Expr::Meta(META_L4PROTO));
+        self.push(Expr::Cmp(CmpOp::Eq, vec![p.number()]));
+        self.ctx.l4 = Some(p.number());
+        Ok(())
+    }
+
+    /// `meta nfproto F`: refused after a match on another network protocol.
+    fn nfproto(&mut self, f: Family) -> Result<(), String> {
+        if self.ctx.net.is_some_and(|have| have != f) {
+            return Err(format!("meta nfproto {f} after another network protocol"));
+        }
+        self.push(Expr::Meta(META_NFPROTO));
+        self.push(Expr::Cmp(CmpOp::Eq, vec![family_number(f)]));
+        self.ctx.net = Some(f);
+        Ok(())
+    }
+
+    /// `ct state a,b`: any of the states' bits set.
+    fn ct_state(&mut self, states: &[CtState]) -> Result<(), String> {
+        if states.is_empty() {
+            return Err("ct state without a state".into());
+        }
+        let bits = states.iter().fold(0u32, |b, s| b | s.bit());
+        self.push(Expr::Ct(CT_STATE));
+        self.push(Expr::Bitwise {
+            mask: bits.to_ne_bytes().to_vec(),
+            xor: vec![0; 4],
+            op: false,
+        });
+        self.push(Expr::Cmp(CmpOp::Neq, vec![0; 4]));
+        Ok(())
+    }
+
+    /// `tcp flags & (mask) == equals`: the flags byte, masked then compared.
+    fn tcp_flags(&mut self, mask: &[TcpFlag], equals: &[TcpFlag]) -> Result<(), String> {
+        self.need_l4(L4::Tcp.number())?;
+        let bits = |f: &[TcpFlag]| f.iter().fold(0u8, |b, x| b | x.bit());
+        let (mask, equals) = (bits(mask), bits(equals));
+        if equals & !mask != 0 {
+            return Err("tcp flags: compared flags outside the mask".into());
+        }
+        self.push(Expr::Payload {
+            base: BASE_TRANSPORT,
+            offset: 13,
+            len: 1,
+        });
+        self.push(Expr::Bitwise {
+            mask: vec![mask],
+            xor: vec![0],
+            op: true,
+        });
+        self.push(Expr::Cmp(CmpOp::Eq, vec![equals]));
+        Ok(())
+    }
+
+    /// `tcp option maxseg size > N`.
+    fn tcp_mss_above(&mut self, n: u32) -> Result<(), String> {
+        let n = mss(n)?;
+        self.push(Expr::TcpOptLoad {
+            kind: TCPOPT_MAXSEG,
+            offset: 2,
+            len: 2,
+        });
+        self.push(Expr::Cmp(CmpOp::Gt, n.to_be_bytes().to_vec()));
         Ok(())
     }
 
