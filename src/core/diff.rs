@@ -187,11 +187,18 @@ pub fn diff(d: &Desired, o: &Observed, userspace: Option<bool>) -> Vec<Change> {
         }
     }
     for r in normal {
-        if have.contains(r) || o.main_others.contains(r) {
+        // Only the main table holds others' routes: split lists' 100,000
+        // routes in their own tables skip the scan.
+        let others: &[Route] = if r.table == MAIN_TABLE {
+            &o.main_others
+        } else {
+            &[]
+        };
+        if have.contains(r) || others.contains(r) {
             continue;
         }
         let same_slot = |x: &&Route| x.table == r.table && x.dst == r.dst && x.metric == r.metric;
-        if o.main_others.iter().any(|x| same_slot(&x)) {
+        if others.iter().any(|x| same_slot(&x)) {
             out.push(Change::RouteReplace(r.clone()));
         } else {
             out.push(Change::RouteAdd(r.clone()));
