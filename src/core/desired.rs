@@ -7,7 +7,7 @@
 //! "portal:<name>", and the nftables table is Portal's own (`inet portal`).
 
 use crate::core::cidr::Cidr;
-use crate::core::model::{Endpoint, Model, WanMode};
+use crate::core::model::{Endpoint, Lan, Model, Portal, WanMode};
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -171,12 +171,29 @@ pub fn desired(m: &Model, inputs: &Inputs) -> Desired {
         awaited: m.hostapd_interfaces().map(str::to_string).collect(),
         ..Desired::default()
     };
+    wan(m, inputs.wan_lease.as_ref(), &mut d);
+    for l in &m.lans {
+        lan(l, &mut d);
+    }
+    for p in &m.portals {
+        portal(m, p, inputs, &mut d);
+    }
+    policy_rules(m, &mut d);
+    d.sysctls.push(Sysctl {
+        key: "net.ipv4.ip_forward".into(),
+        value: "1".into(),
+    });
+    d
+}
+
+/// The WAN link, and its address and default route (static, or the lease's).
+fn wan(m: &Model, lease: Option<&WanLease>, d: &mut Desired) {
     d.links.push(Link {
         name: m.wan.interface.clone(),
         mtu: None,
         alias: None,
     });
-    let wan = match (&m.wan.mode, &inputs.wan_lease) {
+    let wan = match (&m.wan.mode, lease) {
         (
             WanMode::Static {
                 address, gateway, ..
@@ -203,86 +220,107 @@ pub fn desired(m: &Model, inputs: &Inputs) -> Desired {
             });
         }
     }
-    for l in &m.lans {
-        d.links.push(Link {
-            name: l.interface.clone(),
-            mtu: None,
-            alias: None,
-        });
+}
+
+/// A LAN's link and its address.
+fn lan(l: &Lan, d: &mut Desired) {
+    d.links.push(Link {
+        name: l.interface.clone(),
+        mtu: None,
+        alias: None,
+    });
+    d.addresses.push(Address {
+        dev: l.interface.clone(),
+        cidr: l.address,
+    });
+}
+
+/// A portal's WireGuard device, link, addresses, routes to its remote
+/// subnets and, when LANs exit through it, its table and kill switch.
+fn portal(m: &Model, p: &Portal, inputs: &Inputs, d: &mut Desired) {
+    d.wireguard.push(wg_device(p, inputs));
+    d.links.push(Link {
+        name: p.interface.clone(),
+        mtu: Some(p.mtu),
+        alias: Some(format!("{LINK_ALIAS_PREFIX}{}", p.name)),
+    });
+    for a in &p.addresses {
         d.addresses.push(Address {
-            dev: l.interface.clone(),
-            cidr: l.address,
+            dev: p.interface.clone(),
+            cidr: *a,
         });
     }
-    for p in &m.portals {
-        d.wireguard.push(WgDevice {
-            name: p.interface.clone(),
-            private_key_file: p.private_key_file.clone(),
-            public_key: inputs.public_keys.get(&p.name).cloned(),
-            listen_port: p.listen_port,
-            peers: p
-                .peers
-                .iter()
-                .enumerate()
-                .map(|(i, peer)| WgPeer {
-                    public_key: peer.public_key.clone(),
-                    endpoint: peer.endpoint.clone(),
-                    endpoint_addr: inputs.endpoints.get(&(p.name.clone(), i)).copied(),
-                    allowed_ips: peer.allowed_ips.clone(),
-                    persistent_keepalive: peer.persistent_keepalive,
-                    preshared_key_file: peer.preshared_key_file.clone(),
-                    preshared_key_id: inputs.preshared_key_ids.get(&(p.name.clone(), i)).cloned(),
-                })
-                .collect(),
+    for s in &p.remote_subnets {
+        d.routes.push(Route {
+            table: MAIN_TABLE,
+            dst: *s,
+            kind: RouteKind::Dev(p.interface.clone()),
+            metric: 0,
         });
-        d.links.push(Link {
-            name: p.interface.clone(),
-            mtu: Some(p.mtu),
-            alias: Some(format!("{LINK_ALIAS_PREFIX}{}", p.name)),
-        });
-        for a in &p.addresses {
-            d.addresses.push(Address {
-                dev: p.interface.clone(),
-                cidr: *a,
-            });
-        }
-        for s in &p.remote_subnets {
-            d.routes.push(Route {
-                table: MAIN_TABLE,
-                dst: *s,
-                kind: RouteKind::Dev(p.interface.clone()),
-                metric: 0,
-            });
-        }
-        if m.lans_via(&p.name).next().is_some() {
-            // The kill switch: when the tunnel device vanishes its routes go
-            // with it, and this route (which has no device) answers instead.
-            d.routes.push(Route {
-                table: p.table,
-                dst: Cidr::default_for(false),
-                kind: RouteKind::Unreachable,
-                metric: KILL_SWITCH_METRIC,
-            });
-            d.routes.push(Route {
-                table: p.table,
-                dst: Cidr::default_for(false),
-                kind: RouteKind::Dev(p.interface.clone()),
-                metric: 0,
-            });
-            // The router's own traffic from its tunnel address (the exit
-            // probe) leaves through the tunnel too; without this rule strict
-            // rp_filter drops the replies, which the main table would send
-            // out the WAN.
-            for a in p.addresses.iter().filter(|a| a.addr.is_ipv4()) {
-                d.rules.push(Rule {
-                    priority: PRIO_FROM_LAN,
-                    from: Cidr::new(a.addr, 32),
-                    to: None,
-                    table: p.table,
-                });
-            }
-        }
     }
+    if m.lans_via(&p.name).next().is_some() {
+        exit_table(p, d);
+    }
+}
+
+/// The portal's WireGuard device, with the keys and endpoints `inputs` found.
+fn wg_device(p: &Portal, inputs: &Inputs) -> WgDevice {
+    WgDevice {
+        name: p.interface.clone(),
+        private_key_file: p.private_key_file.clone(),
+        public_key: inputs.public_keys.get(&p.name).cloned(),
+        listen_port: p.listen_port,
+        peers: p
+            .peers
+            .iter()
+            .enumerate()
+            .map(|(i, peer)| WgPeer {
+                public_key: peer.public_key.clone(),
+                endpoint: peer.endpoint.clone(),
+                endpoint_addr: inputs.endpoints.get(&(p.name.clone(), i)).copied(),
+                allowed_ips: peer.allowed_ips.clone(),
+                persistent_keepalive: peer.persistent_keepalive,
+                preshared_key_file: peer.preshared_key_file.clone(),
+                preshared_key_id: inputs.preshared_key_ids.get(&(p.name.clone(), i)).cloned(),
+            })
+            .collect(),
+    }
+}
+
+/// An exit portal's table: the kill switch behind the tunnel's default
+/// route, and the rule sending the router's own tunnel-address traffic there.
+fn exit_table(p: &Portal, d: &mut Desired) {
+    // The kill switch: when the tunnel device vanishes its routes go
+    // with it, and this route (which has no device) answers instead.
+    d.routes.push(Route {
+        table: p.table,
+        dst: Cidr::default_for(false),
+        kind: RouteKind::Unreachable,
+        metric: KILL_SWITCH_METRIC,
+    });
+    d.routes.push(Route {
+        table: p.table,
+        dst: Cidr::default_for(false),
+        kind: RouteKind::Dev(p.interface.clone()),
+        metric: 0,
+    });
+    // The router's own traffic from its tunnel address (the exit
+    // probe) leaves through the tunnel too; without this rule strict
+    // rp_filter drops the replies, which the main table would send
+    // out the WAN.
+    for a in p.addresses.iter().filter(|a| a.addr.is_ipv4()) {
+        d.rules.push(Rule {
+            priority: PRIO_FROM_LAN,
+            from: Cidr::new(a.addr, 32),
+            to: None,
+            table: p.table,
+        });
+    }
+}
+
+/// The policy rules (and split LANs' routes): LAN-bound and road-warrior
+/// traffic stays in main, then each LAN's traffic goes to its portal.
+fn policy_rules(m: &Model, d: &mut Desired) {
     let via_lans: Vec<_> = m.lans.iter().filter_map(|l| Some((l, m.via(l)?))).collect();
     if !via_lans.is_empty() {
         for l in &m.lans {
@@ -319,9 +357,4 @@ pub fn desired(m: &Model, inputs: &Inputs) -> Desired {
             table: l.split.as_ref().map_or(p.table, |s| s.table),
         });
     }
-    d.sysctls.push(Sysctl {
-        key: "net.ipv4.ip_forward".into(),
-        value: "1".into(),
-    });
-    d
 }

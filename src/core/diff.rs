@@ -151,6 +151,33 @@ pub fn diff(d: &Desired, o: &Observed, userspace: Option<bool>) -> Vec<Change> {
     }
     // Devices first (links must exist to be configured); their keys and
     // peers after addresses and routes, so the first handshake can leave.
+    let wg_sets = wg_devices(d, o, userspace, &mut out);
+    links_and_addresses(d, o, &mut out);
+    route_additions(&normal, &have, o, &mut out);
+    out.extend(wg_sets);
+    for r in &d.rules {
+        if !o.rules.contains(r) {
+            out.push(Change::RuleAdd(r.clone()));
+        }
+    }
+    removals(d, o, &want, &mut out);
+    for s in &d.sysctls {
+        if o.sysctls.get(&s.key) != Some(&s.value) {
+            out.push(Change::Sysctl(s.clone()));
+        }
+    }
+    batch::group(out)
+}
+
+/// The WireGuard devices missing, created into `out`; returned, the key and
+/// peer settings to apply later (all of a new device's, a present one's
+/// differences).
+fn wg_devices(
+    d: &Desired,
+    o: &Observed,
+    userspace: Option<bool>,
+    out: &mut Vec<Change>,
+) -> Vec<Change> {
     let mut wg_sets = Vec::new();
     for w in &d.wireguard {
         match o.wireguard.get(&w.name) {
@@ -172,7 +199,12 @@ pub fn diff(d: &Desired, o: &Observed, userspace: Option<bool>) -> Vec<Change> {
             Some(ow) => wg_sets.extend(wg_update(w, ow)),
         }
     }
-    // An awaited interface that is not there yet: nothing to do to it.
+    wg_sets
+}
+
+/// Links set up and addresses added, except on awaited interfaces that are
+/// not there yet (nothing to do to them).
+fn links_and_addresses(d: &Desired, o: &Observed, out: &mut Vec<Change>) {
     let waiting = |dev: &str| d.awaited.iter().any(|a| a == dev) && !o.links.contains_key(dev);
     for l in d.links.iter().filter(|l| !waiting(&l.name)) {
         out.extend(link_update(l, o.links.get(&l.name)));
@@ -186,7 +218,18 @@ pub fn diff(d: &Desired, o: &Observed, userspace: Option<bool>) -> Vec<Change> {
             out.push(Change::AddrAdd(a.clone()));
         }
     }
-    for r in normal {
+}
+
+/// The routes missing (the kill switch's aside): added, or replacing
+/// another owner's route in their slot; another owner's equal route is
+/// adopted.
+fn route_additions(
+    routes: &[&Route],
+    have: &BTreeSet<&Route>,
+    o: &Observed,
+    out: &mut Vec<Change>,
+) {
+    for &r in routes {
         // Only the main table holds others' routes: split lists' 100,000
         // routes in their own tables skip the scan.
         let others: &[Route] = if r.table == MAIN_TABLE {
@@ -204,12 +247,11 @@ pub fn diff(d: &Desired, o: &Observed, userspace: Option<bool>) -> Vec<Change> {
             out.push(Change::RouteAdd(r.clone()));
         }
     }
-    out.extend(wg_sets);
-    for r in &d.rules {
-        if !o.rules.contains(r) {
-            out.push(Change::RuleAdd(r.clone()));
-        }
-    }
+}
+
+/// What Portal owns and no longer wants, removed: rules, routes,
+/// addresses, then its WireGuard links.
+fn removals(d: &Desired, o: &Observed, want: &BTreeSet<&Route>, out: &mut Vec<Change>) {
     for r in &o.rules {
         if !d.rules.contains(r) {
             out.push(Change::RuleDel(r.clone()));
@@ -241,12 +283,6 @@ pub fn diff(d: &Desired, o: &Observed, userspace: Option<bool>) -> Vec<Change> {
             out.push(Change::LinkDel(name.clone()));
         }
     }
-    for s in &d.sysctls {
-        if o.sysctls.get(&s.key) != Some(&s.value) {
-            out.push(Change::Sysctl(s.clone()));
-        }
-    }
-    batch::group(out)
 }
 
 /// Everything Portal owns, removed (`portal down`): rules first so traffic

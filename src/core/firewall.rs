@@ -17,7 +17,7 @@
 //! table inet portal`), for the status page.
 
 use crate::core::cidr::Cidr;
-use crate::core::model::{LanRoute, Model, Portal, WanMode};
+use crate::core::model::{Lan, LanRoute, Model, Portal, WanMode};
 use crate::core::ruleset::{
     AddrType, Chain, ChainKind, CtState, Dir, Family, Hook, IcmpType, Icmpv6Type, IpField, IpValue,
     Item, Match, Op, PortField, Priority, Reject, Rule, Stmt, Table, TcpFlag, Values, Verdict, L4,
@@ -105,6 +105,11 @@ fn iifname(name: &str) -> Item {
 
 fn oifname(name: &str) -> Item {
     ifname(Dir::Out, Op::Eq, Values::One(name.to_string()))
+}
+
+/// `iifname { "a", "b" }`.
+fn iifnames(set: &Values<String>) -> Item {
+    ifname(Dir::In, Op::Eq, set.clone())
 }
 
 fn ifname(dir: Dir, op: Op, names: Values<String>) -> Item {
@@ -200,11 +205,34 @@ fn prerouting(m: &Model) -> Vec<Rule> {
 }
 
 fn input(m: &Model) -> Vec<Rule> {
-    let wan = m.wan.interface.as_str();
     let lans = set_of(m.lans.iter().map(|l| l.interface.as_str()));
     let tunnels = set_of(m.portals.iter().map(|p| p.interface.as_str()));
-    let iifnames = |set: &Values<String>| ifname(Dir::In, Op::Eq, set.clone());
-    let mut r = vec![
+    let mut r = input_basics();
+    r.extend(input_from_wan(m));
+    r.extend(input_lan_services(m));
+    r.extend(input_status_page(m));
+    if let Some(lans) = &lans {
+        r.extend(echo_requests(lans));
+    }
+    r.extend(closed(iifname(&m.wan.interface), "drop_input_wan"));
+    if let Some(tunnels) = &tunnels {
+        r.extend(closed(iifnames(tunnels), "drop_input_tunnel"));
+    }
+    if let Some(lans) = &lans {
+        r.push(rule(vec![
+            iifnames(lans),
+            counter("drop_input_lan"),
+            reject(Reject::AdminProhibited),
+        ]));
+    }
+    r.push(rule(vec![counter("drop_input_other"), DROP.into()]));
+    r
+}
+
+/// The input chain's head, whatever the config: loopback, conntrack and
+/// IPv6 neighbour discovery.
+fn input_basics() -> Vec<Rule> {
+    vec![
         rule(vec![Match::Iif("lo".into()).into(), ACCEPT.into()]),
         rule(vec![
             Match::CtState(vec![CtState::Established, CtState::Related]).into(),
@@ -226,7 +254,14 @@ fn input(m: &Model) -> Vec<Rule> {
             Match::Ip6Hoplimit(255).into(),
             ACCEPT.into(),
         ]),
-    ];
+    ]
+}
+
+/// What the WAN may open: the portals' WireGuard ports, and the DHCP
+/// client's replies when the WAN uses DHCP.
+fn input_from_wan(m: &Model) -> Vec<Rule> {
+    let wan = m.wan.interface.as_str();
+    let mut r = Vec::new();
     let ports: Vec<u16> = m.portals.iter().filter_map(|p| p.listen_port).collect();
     if !ports.is_empty() {
         r.push(
@@ -255,6 +290,12 @@ fn input(m: &Model) -> Vec<Rule> {
             .comment("dhcp client"),
         );
     }
+    r
+}
+
+/// The DHCP server and DNS forwarder, open on the LANs that have them.
+fn input_lan_services(m: &Model) -> Vec<Rule> {
+    let mut r = Vec::new();
     if let Some(dhcp) = set_of(
         m.lans
             .iter()
@@ -287,87 +328,62 @@ fn input(m: &Model) -> Vec<Rule> {
             );
         }
     }
-    if let Some(page) = &m.status_page {
-        let ifaces = m
-            .lans
-            .iter()
-            .filter(|l| page.lans.contains(&l.name))
-            .map(|l| l.interface.as_str());
-        if let Some(set) = set_of(ifaces) {
-            // The HTTP server holds a thread per open connection: bound
-            // them, so that a LAN client cannot exhaust the router's memory.
-            r.push(
-                rule(vec![
-                    iifnames(&set),
-                    port(L4::Tcp, PortField::Dport, page.port),
-                    Match::CtCountOver(STATUS_PAGE_MAX_CONNECTIONS).into(),
-                    counter("drop_input_lan"),
-                    reject(Reject::TcpReset),
-                ])
-                .comment("status page: connection limit"),
-            );
-            r.push(
-                rule(vec![
-                    iifnames(&set),
-                    port(L4::Tcp, PortField::Dport, page.port),
-                    ACCEPT.into(),
-                ])
-                .comment("status page"),
-            );
-        }
-    }
-    if let Some(lans) = &lans {
-        r.push(rule(vec![
-            iifnames(lans),
-            Match::IcmpType(Values::One(IcmpType::EchoRequest)).into(),
-            ACCEPT.into(),
-        ]));
-        r.push(rule(vec![
-            iifnames(lans),
-            Match::Icmpv6Type(Values::One(Icmpv6Type::EchoRequest)).into(),
-            ACCEPT.into(),
-        ]));
-    }
-    r.extend(closed(iifname(wan), "drop_input_wan"));
-    if let Some(tunnels) = &tunnels {
-        r.extend(closed(iifnames(tunnels), "drop_input_tunnel"));
-    }
-    if let Some(lans) = &lans {
-        r.push(rule(vec![
-            iifnames(lans),
-            counter("drop_input_lan"),
-            reject(Reject::AdminProhibited),
-        ]));
-    }
-    r.push(rule(vec![counter("drop_input_other"), DROP.into()]));
     r
 }
 
+/// The status page, open (with a connection limit) on the LANs it serves.
+fn input_status_page(m: &Model) -> Vec<Rule> {
+    let Some(page) = &m.status_page else {
+        return Vec::new();
+    };
+    let ifaces = m
+        .lans
+        .iter()
+        .filter(|l| page.lans.contains(&l.name))
+        .map(|l| l.interface.as_str());
+    let Some(set) = set_of(ifaces) else {
+        return Vec::new();
+    };
+    // The HTTP server holds a thread per open connection: bound
+    // them, so that a LAN client cannot exhaust the router's memory.
+    vec![
+        rule(vec![
+            iifnames(&set),
+            port(L4::Tcp, PortField::Dport, page.port),
+            Match::CtCountOver(STATUS_PAGE_MAX_CONNECTIONS).into(),
+            counter("drop_input_lan"),
+            reject(Reject::TcpReset),
+        ])
+        .comment("status page: connection limit"),
+        rule(vec![
+            iifnames(&set),
+            port(L4::Tcp, PortField::Dport, page.port),
+            ACCEPT.into(),
+        ])
+        .comment("status page"),
+    ]
+}
+
+/// Pings (IPv4 and IPv6) from the LANs.
+fn echo_requests(lans: &Values<String>) -> [Rule; 2] {
+    [
+        rule(vec![
+            iifnames(lans),
+            Match::IcmpType(Values::One(IcmpType::EchoRequest)).into(),
+            ACCEPT.into(),
+        ]),
+        rule(vec![
+            iifnames(lans),
+            Match::Icmpv6Type(Values::One(Icmpv6Type::EchoRequest)).into(),
+            ACCEPT.into(),
+        ]),
+    ]
+}
+
 fn forward(m: &Model) -> Vec<Rule> {
-    let wan = m.wan.interface.as_str();
     let mut r = Vec::new();
     for p in &m.portals {
-        // Clamp SYNs both ways: into the tunnel, and out of it for peers
-        // (not running Portal) that do not clamp their side.
-        let (mss4, mss6) = (p.mtu - 40, p.mtu - 60);
-        for dir in [Dir::Out, Dir::In] {
-            for (family, mss) in [(Family::Ipv4, mss4), (Family::Ipv6, mss6)] {
-                r.push(
-                    rule(vec![
-                        ifname(dir, Op::Eq, Values::One(p.interface.clone())),
-                        Match::Nfproto(family).into(),
-                        Match::TcpFlags {
-                            mask: vec![TcpFlag::Syn, TcpFlag::Rst],
-                            equals: vec![TcpFlag::Syn],
-                        }
-                        .into(),
-                        Match::TcpMssAbove(mss).into(),
-                        Stmt::SetTcpMss(mss).into(),
-                    ])
-                    .comment(format!("mss clamp {}", p.name)),
-                );
-            }
-        }
+        r.extend(mss_clamps(p));
     }
     r.push(rule(vec![
         Match::CtState(vec![CtState::Established, CtState::Related]).into(),
@@ -391,86 +407,134 @@ fn forward(m: &Model) -> Vec<Rule> {
     }
     for l in &m.lans {
         match &l.route {
-            LanRoute::Direct => {
-                r.push(
-                    rule(vec![iifname(&l.interface), oifname(wan), ACCEPT.into()])
-                        .comment(format!("lan {} direct", l.name)),
-                );
-                for p in &m.portals {
-                    if let Some(subnets) = remote_subnets(p) {
-                        r.push(
-                            rule(vec![
-                                iifname(&l.interface),
-                                oifname(&p.interface),
-                                ip(IpField::Daddr, Op::Eq, subnets),
-                                ACCEPT.into(),
-                            ])
-                            .comment(format!("lan {} to site-to-site {}", l.name, p.name)),
-                        );
-                    }
-                }
-            }
-            LanRoute::Portal(via) => {
-                let p = &m.portals[via.index];
-                r.push(
-                    rule(vec![
-                        iifname(&l.interface),
-                        oifname(&p.interface),
-                        ACCEPT.into(),
-                    ])
-                    .comment(format!("lan {} via {}", l.name, p.name)),
-                );
-                // Split: the LAN's table sends only its direct destinations
-                // to the WAN (throw routes, or no route) and holds the rest.
-                if l.split.is_some() && l.kill_switch {
-                    r.push(
-                        rule(vec![iifname(&l.interface), oifname(wan), ACCEPT.into()])
-                            .comment(format!("lan {} split: direct destinations", l.name)),
-                    );
-                }
-                if l.kill_switch {
-                    r.push(
-                        rule(vec![
-                            iifname(&l.interface),
-                            counter("drop_kill_switch"),
-                            reject(Reject::AdminProhibited),
-                        ])
-                        .comment(format!("kill switch {} via {}", l.name, p.name)),
-                    );
-                } else {
-                    r.push(
-                        rule(vec![iifname(&l.interface), oifname(wan), ACCEPT.into()]).comment(
-                            format!("lan {} falls back to the WAN (kill switch off)", l.name),
-                        ),
-                    );
-                }
-            }
+            LanRoute::Direct => r.extend(lan_direct(m, l)),
+            LanRoute::Portal(via) => r.extend(lan_via(m, l, &m.portals[via.index])),
         }
     }
     for p in &m.portals {
-        if p.exit {
-            r.push(
-                rule(vec![iifname(&p.interface), oifname(wan), ACCEPT.into()])
-                    .comment(format!("exit {}", p.name)),
-            );
-        }
-        if let Some(rule) = road_warriors(m, p) {
-            r.push(rule);
-        }
-        let lans = set_of(m.lans_via(&p.name).map(|l| l.interface.as_str()));
-        if let (Some(subnets), Some(lans)) = (remote_subnets(p), lans) {
+        r.extend(from_portal(m, p));
+    }
+    r.push(rule(vec![counter("drop_forward"), DROP.into()]));
+    r
+}
+
+/// Clamp SYNs both ways: into the tunnel, and out of it for peers
+/// (not running Portal) that do not clamp their side.
+fn mss_clamps(p: &Portal) -> Vec<Rule> {
+    let (mss4, mss6) = (p.mtu - 40, p.mtu - 60);
+    let mut r = Vec::new();
+    for dir in [Dir::Out, Dir::In] {
+        for (family, mss) in [(Family::Ipv4, mss4), (Family::Ipv6, mss6)] {
             r.push(
                 rule(vec![
-                    iifname(&p.interface),
-                    ip(IpField::Saddr, Op::Eq, subnets),
-                    ifname(Dir::Out, Op::Eq, lans),
-                    ACCEPT.into(),
+                    ifname(dir, Op::Eq, Values::One(p.interface.clone())),
+                    Match::Nfproto(family).into(),
+                    Match::TcpFlags {
+                        mask: vec![TcpFlag::Syn, TcpFlag::Rst],
+                        equals: vec![TcpFlag::Syn],
+                    }
+                    .into(),
+                    Match::TcpMssAbove(mss).into(),
+                    Stmt::SetTcpMss(mss).into(),
                 ])
-                .comment(format!("site-to-site {}", p.name)),
+                .comment(format!("mss clamp {}", p.name)),
             );
         }
     }
-    r.push(rule(vec![counter("drop_forward"), DROP.into()]));
+    r
+}
+
+/// A `direct` LAN: out the WAN, and into every site-to-site portal's subnets.
+fn lan_direct(m: &Model, l: &Lan) -> Vec<Rule> {
+    let mut r = vec![rule(vec![
+        iifname(&l.interface),
+        oifname(&m.wan.interface),
+        ACCEPT.into(),
+    ])
+    .comment(format!("lan {} direct", l.name))];
+    for p in &m.portals {
+        if let Some(subnets) = remote_subnets(p) {
+            r.push(
+                rule(vec![
+                    iifname(&l.interface),
+                    oifname(&p.interface),
+                    ip(IpField::Daddr, Op::Eq, subnets),
+                    ACCEPT.into(),
+                ])
+                .comment(format!("lan {} to site-to-site {}", l.name, p.name)),
+            );
+        }
+    }
+    r
+}
+
+/// A LAN through portal `p`: into the tunnel, out the WAN for a split
+/// LAN's direct destinations, then the kill switch (or the WAN fallback).
+fn lan_via(m: &Model, l: &Lan, p: &Portal) -> Vec<Rule> {
+    let wan = m.wan.interface.as_str();
+    let mut r = vec![rule(vec![
+        iifname(&l.interface),
+        oifname(&p.interface),
+        ACCEPT.into(),
+    ])
+    .comment(format!("lan {} via {}", l.name, p.name))];
+    // Split: the LAN's table sends only its direct destinations
+    // to the WAN (throw routes, or no route) and holds the rest.
+    if l.split.is_some() && l.kill_switch {
+        r.push(
+            rule(vec![iifname(&l.interface), oifname(wan), ACCEPT.into()])
+                .comment(format!("lan {} split: direct destinations", l.name)),
+        );
+    }
+    if l.kill_switch {
+        r.push(
+            rule(vec![
+                iifname(&l.interface),
+                counter("drop_kill_switch"),
+                reject(Reject::AdminProhibited),
+            ])
+            .comment(format!("kill switch {} via {}", l.name, p.name)),
+        );
+    } else {
+        r.push(
+            rule(vec![iifname(&l.interface), oifname(wan), ACCEPT.into()]).comment(format!(
+                "lan {} falls back to the WAN (kill switch off)",
+                l.name
+            )),
+        );
+    }
+    r
+}
+
+/// What may come out of portal `p`: to the WAN for an exit, road warriors
+/// to their LANs, and its remote subnets to the LANs routed through it.
+fn from_portal(m: &Model, p: &Portal) -> Vec<Rule> {
+    let mut r = Vec::new();
+    if p.exit {
+        r.push(
+            rule(vec![
+                iifname(&p.interface),
+                oifname(&m.wan.interface),
+                ACCEPT.into(),
+            ])
+            .comment(format!("exit {}", p.name)),
+        );
+    }
+    if let Some(rule) = road_warriors(m, p) {
+        r.push(rule);
+    }
+    let lans = set_of(m.lans_via(&p.name).map(|l| l.interface.as_str()));
+    if let (Some(subnets), Some(lans)) = (remote_subnets(p), lans) {
+        r.push(
+            rule(vec![
+                iifname(&p.interface),
+                ip(IpField::Saddr, Op::Eq, subnets),
+                ifname(Dir::Out, Op::Eq, lans),
+                ACCEPT.into(),
+            ])
+            .comment(format!("site-to-site {}", p.name)),
+        );
+    }
     r
 }
 

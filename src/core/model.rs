@@ -323,93 +323,122 @@ fn validate_wan(w: &config::Wan, hostname: Option<&String>, e: &mut Errors) -> O
 }
 
 fn validate_portals(cfg: &Config, e: &mut Errors) -> Vec<Portal> {
-    let mut portals = Vec::new();
     // Portals without a `table` take the free numbers from FIRST_TABLE up,
     // skipping the ones other portals set explicitly.
     let explicit: Vec<u32> = cfg.portals.values().filter_map(|p| p.table).collect();
     let mut auto = (FIRST_TABLE..).filter(|t| !explicit.contains(t));
+    let mut portals = Vec::new();
     for (name, p) in &cfg.portals {
-        let at = format!("portals.{name}");
-        if let Err(r) = check_name(name) {
-            e.add(&at, r);
-        }
-        if name == DIRECT {
-            e.add(
-                &at,
-                "`direct` is reserved (it means \"no portal\" in a LAN's `via`)",
-            );
-        }
-        let mtu = p.mtu.unwrap_or(DEFAULT_MTU);
-        if !(1280..=9000).contains(&mtu) {
-            e.add(
-                format!("{at}.mtu"),
-                format!("{mtu} is outside 1280..9000 (below 1280 breaks IPv6 in the tunnel)"),
-            );
-        }
-        if p.listen_port == Some(0) {
-            e.add(
-                format!("{at}.listen_port"),
-                "0 is not a port (leave it out for a random one)",
-            );
-        }
         let table = p
             .table
             .unwrap_or_else(|| auto.next().unwrap_or(FIRST_TABLE));
-        if matches!(table, 0 | 253..=255) {
-            e.add(
-                format!("{at}.table"),
-                format!(
-                    "table {table} is reserved by the kernel (0, 253 default, 254 main, 255 local)"
-                ),
-            );
-        }
-        if p.address.is_empty() {
-            e.add(
-                format!("{at}.address"),
-                "a portal needs at least one tunnel address",
-            );
-        }
-        let addresses: Vec<Cidr> = p
-            .address
-            .iter()
-            .enumerate()
-            .filter_map(|(j, a)| e.parse(&format!("{at}.address[{j}]"), parse_host_cidr(a, false)))
-            .collect();
-        let remote_subnets: Vec<Cidr> = p
-            .remote_subnets
-            .iter()
-            .enumerate()
-            .filter_map(|(j, a)| e.parse(&format!("{at}.remote_subnets[{j}]"), parse_network(a)))
-            .collect();
-        let peers = validate_peers(&at, &p.peers, e);
-        let dns = dns::portal_servers(&at, &p.dns, e);
-        for (j, subnet) in remote_subnets.iter().enumerate() {
-            if !peers
-                .iter()
-                .any(|pe| pe.allowed_ips.iter().any(|a| a.covers(subnet)))
-            {
-                e.add(
-                    format!("{at}.remote_subnets[{j}]"),
-                    format!("{subnet} is not inside any peer's allowed_ips: WireGuard would drop its traffic"),
-                );
-            }
-        }
-        portals.push(Portal {
-            name: name.clone(),
-            interface: p.interface.clone(),
-            private_key_file: p.private_key_file.clone(),
-            listen_port: p.listen_port,
-            addresses,
-            mtu,
-            table,
-            masquerade: p.masquerade,
-            exit: p.exit,
-            remote_subnets,
-            peers,
-            clients: None,
-            dns,
-        });
+        portals.push(validate_portal(name, p, table, e));
     }
+    check_portals_apart(&portals, e);
+    portals
+}
+
+/// One portal, its routing table chosen; errors are added, the portal is
+/// built anyway (validate_with discards the model when there are any).
+fn validate_portal(name: &str, p: &config::Portal, table: u32, e: &mut Errors) -> Portal {
+    let at = format!("portals.{name}");
+    let mtu = p.mtu.unwrap_or(DEFAULT_MTU);
+    check_portal_settings(&at, name, p, mtu, table, e);
+    if p.address.is_empty() {
+        e.add(
+            format!("{at}.address"),
+            "a portal needs at least one tunnel address",
+        );
+    }
+    let addresses: Vec<Cidr> = p
+        .address
+        .iter()
+        .enumerate()
+        .filter_map(|(j, a)| e.parse(&format!("{at}.address[{j}]"), parse_host_cidr(a, false)))
+        .collect();
+    let remote_subnets: Vec<Cidr> = p
+        .remote_subnets
+        .iter()
+        .enumerate()
+        .filter_map(|(j, a)| e.parse(&format!("{at}.remote_subnets[{j}]"), parse_network(a)))
+        .collect();
+    let peers = validate_peers(&at, &p.peers, e);
+    let dns = dns::portal_servers(&at, &p.dns, e);
+    check_remote_subnets_routed(&at, &remote_subnets, &peers, e);
+    Portal {
+        name: name.to_string(),
+        interface: p.interface.clone(),
+        private_key_file: p.private_key_file.clone(),
+        listen_port: p.listen_port,
+        addresses,
+        mtu,
+        table,
+        masquerade: p.masquerade,
+        exit: p.exit,
+        remote_subnets,
+        peers,
+        clients: None,
+        dns,
+    }
+}
+
+/// A portal's name, MTU, listen port and table, each on its own.
+fn check_portal_settings(
+    at: &str,
+    name: &str,
+    p: &config::Portal,
+    mtu: u32,
+    table: u32,
+    e: &mut Errors,
+) {
+    if let Err(r) = check_name(name) {
+        e.add(at, r);
+    }
+    if name == DIRECT {
+        e.add(
+            at,
+            "`direct` is reserved (it means \"no portal\" in a LAN's `via`)",
+        );
+    }
+    if !(1280..=9000).contains(&mtu) {
+        e.add(
+            format!("{at}.mtu"),
+            format!("{mtu} is outside 1280..9000 (below 1280 breaks IPv6 in the tunnel)"),
+        );
+    }
+    if p.listen_port == Some(0) {
+        e.add(
+            format!("{at}.listen_port"),
+            "0 is not a port (leave it out for a random one)",
+        );
+    }
+    if matches!(table, 0 | 253..=255) {
+        e.add(
+            format!("{at}.table"),
+            format!(
+                "table {table} is reserved by the kernel (0, 253 default, 254 main, 255 local)"
+            ),
+        );
+    }
+}
+
+/// Each remote subnet must be inside some peer's allowed_ips.
+fn check_remote_subnets_routed(at: &str, remote_subnets: &[Cidr], peers: &[Peer], e: &mut Errors) {
+    for (j, subnet) in remote_subnets.iter().enumerate() {
+        if !peers
+            .iter()
+            .any(|pe| pe.allowed_ips.iter().any(|a| a.covers(subnet)))
+        {
+            e.add(
+                format!("{at}.remote_subnets[{j}]"),
+                format!("{subnet} is not inside any peer's allowed_ips: WireGuard would drop its traffic"),
+            );
+        }
+    }
+}
+
+/// No two portals share a routing table or a listen port.
+fn check_portals_apart(portals: &[Portal], e: &mut Errors) {
     for (i, a) in portals.iter().enumerate() {
         for b in &portals[..i] {
             if a.table == b.table {
@@ -430,7 +459,6 @@ fn validate_portals(cfg: &Config, e: &mut Errors) -> Vec<Portal> {
             }
         }
     }
-    portals
 }
 
 fn validate_peers(at: &str, peers: &[config::Peer], e: &mut Errors) -> Vec<Peer> {

@@ -109,20 +109,7 @@ pub(super) fn validate(
     wan_dns: &[IpAddr],
     e: &mut Errors,
 ) -> Option<DhcpServer> {
-    let IpAddr::V4(router) = lan.addr else {
-        e.add(at, "DHCP needs an IPv4 LAN address");
-        return None;
-    };
-    if lan.len > 30 {
-        e.add(
-            at,
-            format!(
-                "the LAN prefix /{} has no room for clients: use /30 or shorter",
-                lan.len
-            ),
-        );
-        return None;
-    }
+    let router = router_address(at, lan, e)?;
     let mut s = DhcpServer {
         router,
         prefix_len: lan.len,
@@ -141,27 +128,7 @@ pub(super) fn validate(
         Ipv4Addr::from(u32::from(s.broadcast()) - 1),
     );
     if let Some(p) = &d.pool {
-        let start = e.parse(&format!("{at}.pool.start"), parse_v4(&p.start));
-        let end = e.parse(&format!("{at}.pool.end"), parse_v4(&p.end));
-        for (field, ip) in [("start", start), ("end", end)] {
-            if let Some(ip) = ip {
-                if !s.assignable(ip) {
-                    ok = false;
-                    e.add(
-                        format!("{at}.pool.{field}"),
-                        format!("{ip} is not a client address of {}", lan.network()),
-                    );
-                }
-            }
-        }
-        match (start, end) {
-            (Some(a), Some(b)) if a > b => {
-                ok = false;
-                e.add(format!("{at}.pool"), format!("start {a} is after end {b}"));
-            }
-            (Some(a), Some(b)) => (s.pool_start, s.pool_end) = (a, b),
-            _ => ok = false,
-        }
+        ok &= pool(at, p, lan, &mut s, e);
     }
     if !(MIN_LEASE_TIME..=MAX_LEASE_TIME).contains(&s.lease_time) {
         ok = false;
@@ -173,17 +140,87 @@ pub(super) fn validate(
             ),
         );
     }
-    match &d.dns {
+    ok &= dns(at, d.dns.as_deref(), wan_dns, &mut s.dns, e);
+    ok &= domain(at, d.domain.as_deref(), &mut s.domain, e);
+    if let Some(mtu) = d.mtu {
+        // RFC 2132 allows down to 68, but IPv4 hosts must take 576.
+        if !(576..=9000).contains(&mtu) {
+            ok = false;
+            e.add(format!("{at}.mtu"), format!("{mtu} is outside 576..9000"));
+        }
+    }
+    ok &= static_leases(at, &d.static_leases, lan, &mut s, e);
+    ok.then_some(s)
+}
+
+/// The server's own address: the LAN's, IPv4 and with room for clients.
+fn router_address(at: &str, lan: Cidr, e: &mut Errors) -> Option<Ipv4Addr> {
+    let IpAddr::V4(router) = lan.addr else {
+        e.add(at, "DHCP needs an IPv4 LAN address");
+        return None;
+    };
+    if lan.len > 30 {
+        e.add(
+            at,
+            format!(
+                "the LAN prefix /{} has no room for clients: use /30 or shorter",
+                lan.len
+            ),
+        );
+        return None;
+    }
+    Some(router)
+}
+
+/// The configured pool into `s`: both ends client addresses, in order.
+/// False (errors added) when it is not.
+fn pool(at: &str, p: &config::PoolRange, lan: Cidr, s: &mut DhcpServer, e: &mut Errors) -> bool {
+    let mut ok = true;
+    let start = e.parse(&format!("{at}.pool.start"), parse_v4(&p.start));
+    let end = e.parse(&format!("{at}.pool.end"), parse_v4(&p.end));
+    for (field, ip) in [("start", start), ("end", end)] {
+        if let Some(ip) = ip {
+            if !s.assignable(ip) {
+                ok = false;
+                e.add(
+                    format!("{at}.pool.{field}"),
+                    format!("{ip} is not a client address of {}", lan.network()),
+                );
+            }
+        }
+    }
+    match (start, end) {
+        (Some(a), Some(b)) if a > b => {
+            ok = false;
+            e.add(format!("{at}.pool"), format!("start {a} is after end {b}"));
+        }
+        (Some(a), Some(b)) => (s.pool_start, s.pool_end) = (a, b),
+        _ => ok = false,
+    }
+    ok
+}
+
+/// The DNS servers handed out into `out`: those configured, or else the
+/// WAN's IPv4 ones. False (errors added) when one does not parse.
+fn dns(
+    at: &str,
+    configured: Option<&[String]>,
+    wan_dns: &[IpAddr],
+    out: &mut Vec<Ipv4Addr>,
+    e: &mut Errors,
+) -> bool {
+    let mut ok = true;
+    match configured {
         Some(list) => {
             for (i, a) in list.iter().enumerate() {
                 match e.parse(&format!("{at}.dns[{i}]"), parse_v4(a)) {
-                    Some(ip) => s.dns.push(ip),
+                    Some(ip) => out.push(ip),
                     None => ok = false,
                 }
             }
         }
         None => {
-            s.dns = wan_dns
+            *out = wan_dns
                 .iter()
                 .filter_map(|a| match a {
                     IpAddr::V4(v4) => Some(*v4),
@@ -192,28 +229,44 @@ pub(super) fn validate(
                 .collect()
         }
     }
-    if let Some(dom) = &d.domain {
-        match check_hostname(dom) {
-            Ok(()) => s.domain = Some(dom.trim_end_matches('.').to_string()),
-            Err(_) => {
-                ok = false;
-                e.add(
-                    format!("{at}.domain"),
-                    format!("`{dom}` is not a valid domain name"),
-                );
-            }
+    ok
+}
+
+/// The domain handed out into `out`, without a trailing dot. False (an
+/// error added) when it is not a domain name.
+fn domain(at: &str, configured: Option<&str>, out: &mut Option<String>, e: &mut Errors) -> bool {
+    let Some(dom) = configured else {
+        return true;
+    };
+    match check_hostname(dom) {
+        Ok(()) => {
+            *out = Some(dom.trim_end_matches('.').to_string());
+            true
+        }
+        Err(_) => {
+            e.add(
+                format!("{at}.domain"),
+                format!("`{dom}` is not a valid domain name"),
+            );
+            false
         }
     }
-    if let Some(mtu) = d.mtu {
-        // RFC 2132 allows down to 68, but IPv4 hosts must take 576.
-        if !(576..=9000).contains(&mtu) {
-            ok = false;
-            e.add(format!("{at}.mtu"), format!("{mtu} is outside 576..9000"));
-        }
-    }
+}
+
+/// The static leases into `s.statics`: each a client address with a
+/// one-label host name, no MAC or address given twice. False (errors
+/// added) when one is not.
+fn static_leases(
+    at: &str,
+    leases: &[config::StaticLease],
+    lan: Cidr,
+    s: &mut DhcpServer,
+    e: &mut Errors,
+) -> bool {
+    let mut ok = true;
     // Config index of each entry in `s.statics`, for messages.
     let mut index = Vec::new();
-    for (i, st) in d.static_leases.iter().enumerate() {
+    for (i, st) in leases.iter().enumerate() {
         let sat = format!("{at}.static[{i}]");
         let mac = e.parse(&format!("{sat}.mac"), parse_mac(&st.mac));
         let addr = e.parse(&format!("{sat}.address"), parse_v4(&st.address));
@@ -260,5 +313,5 @@ pub(super) fn validate(
             hostname: st.hostname.clone(),
         });
     }
-    ok.then_some(s)
+    ok
 }
