@@ -8,9 +8,10 @@ use super::{
     parse_loadavg, parse_meminfo, parse_uptime, peer_state, Lan, Peer, Portal, ProbeResult, Status,
     System, Wan,
 };
+use crate::core::desired::WanLease;
 use crate::core::diff::Observed;
-use crate::core::model::{LanRoute, Model, WanMode};
-use crate::kernel::wireguard;
+use crate::core::model::{LanRoute, Model, Peer as PeerModel, Portal as PortalModel, WanMode};
+use crate::kernel::wireguard::{self, PeerStats};
 use crate::worker::lock;
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
@@ -81,7 +82,7 @@ pub fn default_gateway(route_table: &str, iface: &str) -> Option<Ipv4Addr> {
 }
 
 /// The interfaces' IPv4 addresses with prefix lengths, as the kernel has them.
-fn kernel_addresses() -> BTreeMap<String, Vec<String>> {
+fn kernel_addresses() -> Addresses {
     let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let Ok(addrs) = nix::ifaddrs::getifaddrs() else {
         return out;
@@ -150,87 +151,13 @@ impl Collector {
             };
         };
         let addrs = kernel_addresses();
-        let first_addr = |iface: &str| addrs.get(iface).and_then(|a| a.first()).cloned();
         let dhcp = crate::dhcp::status(&m, &self.state_dir);
-        let wan = Wan {
-            interface: m.wan.interface.clone(),
-            mode: match m.wan.mode {
-                WanMode::Static { .. } => "static",
-                WanMode::Dhcp { .. } => "dhcp",
-            }
-            .into(),
-            address: first_addr(&m.wan.interface),
-            gateway: default_gateway(&read("/proc/net/route"), &m.wan.interface)
-                .map(|g| g.to_string()),
-            lease_expires_in: dhcp.wan.as_ref().map(|l| {
-                let expires = l.acquired_ms / 1000 + u64::from(l.lease_secs);
-                expires.saturating_sub(now)
-            }),
-            link_up: crate::dhcp::wan::carrier(&m.wan.interface),
-        };
-        let lans = m
-            .lans
-            .iter()
-            .map(|l| Lan {
-                name: l.name.clone(),
-                interface: l.interface.clone(),
-                address: first_addr(&l.interface).unwrap_or_else(|| "-".into()),
-                exit: match &l.route {
-                    LanRoute::Portal(p) => p.name.clone(),
-                    LanRoute::Direct => crate::core::model::DIRECT.into(),
-                },
-                kill_switch_armed: kill_switch.get(&l.name).copied(),
-            })
-            .collect();
+        let wan = wan(&m, &addrs, dhcp.wan.as_ref(), now);
+        let lans = lans(&m, &addrs, &kill_switch);
         let portals = m
             .portals
             .iter()
-            .map(|p| {
-                let live = wireguard::stats(&p.interface).ok();
-                let peers = p
-                    .peers
-                    .iter()
-                    .map(|cfg| {
-                        let s = live
-                            .as_ref()
-                            .and_then(|d| d.peers.iter().find(|s| s.public_key == cfg.public_key));
-                        let latest = s.and_then(|s| s.latest_handshake);
-                        let age = latest.map(|t| now.saturating_sub(t));
-                        Peer {
-                            name: cfg.name.clone(),
-                            public_key: cfg.public_key.clone(),
-                            endpoint: s.and_then(|s| s.endpoint).map(|e| e.to_string()),
-                            latest_handshake: latest,
-                            handshake_age_secs: age,
-                            rx_bytes: s.map_or(0, |s| s.rx_bytes),
-                            tx_bytes: s.map_or(0, |s| s.tx_bytes),
-                            state: peer_state(age),
-                        }
-                    })
-                    .collect();
-                Portal {
-                    name: p.name.clone(),
-                    interface: p.interface.clone(),
-                    public_key: live.as_ref().and_then(|d| d.public_key.clone()),
-                    listen_port: live.as_ref().and_then(|d| d.listen_port),
-                    backend: live.as_ref().map(|d| {
-                        if d.userspace {
-                            "wireguard-go"
-                        } else {
-                            "kernel"
-                        }
-                        .to_string()
-                    }),
-                    peers,
-                    lans: m.lans_via(&p.name).map(|l| l.name.clone()).collect(),
-                    probe: probes.get(&p.name).map(|o| ProbeResult {
-                        url: o.url.clone(),
-                        exit_address: o.result.as_ref().ok().cloned(),
-                        error: o.result.as_ref().err().cloned(),
-                        age_secs: now.saturating_sub(o.at),
-                    }),
-                }
-            })
+            .map(|p| portal(&m, p, probes.get(&p.name), now))
             .collect();
         Status {
             system: system(m.hostname.as_deref()),
@@ -243,6 +170,102 @@ impl Collector {
             counters: crate::counters::snapshot(),
             log: crate::log::recent(),
         }
+    }
+}
+
+/// The first address the kernel has on each interface.
+type Addresses = BTreeMap<String, Vec<String>>;
+
+fn first_addr(addrs: &Addresses, iface: &str) -> Option<String> {
+    addrs.get(iface).and_then(|a| a.first()).cloned()
+}
+
+fn wan(m: &Model, addrs: &Addresses, lease: Option<&WanLease>, now: u64) -> Wan {
+    Wan {
+        interface: m.wan.interface.clone(),
+        mode: match m.wan.mode {
+            WanMode::Static { .. } => "static",
+            WanMode::Dhcp { .. } => "dhcp",
+        }
+        .into(),
+        address: first_addr(addrs, &m.wan.interface),
+        gateway: default_gateway(&read("/proc/net/route"), &m.wan.interface).map(|g| g.to_string()),
+        lease_expires_in: lease.map(|l| {
+            let expires = l.acquired_ms / 1000 + u64::from(l.lease_secs);
+            expires.saturating_sub(now)
+        }),
+        link_up: crate::dhcp::wan::carrier(&m.wan.interface),
+    }
+}
+
+fn lans(m: &Model, addrs: &Addresses, kill_switch: &BTreeMap<String, bool>) -> Vec<Lan> {
+    m.lans
+        .iter()
+        .map(|l| Lan {
+            name: l.name.clone(),
+            interface: l.interface.clone(),
+            address: first_addr(addrs, &l.interface).unwrap_or_else(|| "-".into()),
+            exit: match &l.route {
+                LanRoute::Portal(p) => p.name.clone(),
+                LanRoute::Direct => crate::core::model::DIRECT.into(),
+            },
+            kill_switch_armed: kill_switch.get(&l.name).copied(),
+        })
+        .collect()
+}
+
+/// A portal as the kernel has it now (keys, port, backend, each peer's
+/// figures) and its latest exit probe.
+fn portal(m: &Model, p: &PortalModel, probe: Option<&ProbeOutcome>, now: u64) -> Portal {
+    let live = wireguard::stats(&p.interface).ok();
+    let peers = p
+        .peers
+        .iter()
+        .map(|cfg| {
+            let s = live
+                .as_ref()
+                .and_then(|d| d.peers.iter().find(|s| s.public_key == cfg.public_key));
+            peer(cfg, s, now)
+        })
+        .collect();
+    Portal {
+        name: p.name.clone(),
+        interface: p.interface.clone(),
+        public_key: live.as_ref().and_then(|d| d.public_key.clone()),
+        listen_port: live.as_ref().and_then(|d| d.listen_port),
+        backend: live.as_ref().map(|d| {
+            if d.userspace {
+                "wireguard-go"
+            } else {
+                "kernel"
+            }
+            .to_string()
+        }),
+        peers,
+        lans: m.lans_via(&p.name).map(|l| l.name.clone()).collect(),
+        probe: probe.map(|o| ProbeResult {
+            url: o.url.clone(),
+            exit_address: o.result.as_ref().ok().cloned(),
+            error: o.result.as_ref().err().cloned(),
+            age_secs: now.saturating_sub(o.at),
+        }),
+    }
+}
+
+/// A configured peer with the kernel's figures for it (`live`: absent
+/// when the interface or the peer is not there yet).
+fn peer(cfg: &PeerModel, live: Option<&PeerStats>, now: u64) -> Peer {
+    let latest = live.and_then(|s| s.latest_handshake);
+    let age = latest.map(|t| now.saturating_sub(t));
+    Peer {
+        name: cfg.name.clone(),
+        public_key: cfg.public_key.clone(),
+        endpoint: live.and_then(|s| s.endpoint).map(|e| e.to_string()),
+        latest_handshake: latest,
+        handshake_age_secs: age,
+        rx_bytes: live.map_or(0, |s| s.rx_bytes),
+        tx_bytes: live.map_or(0, |s| s.tx_bytes),
+        state: peer_state(age),
     }
 }
 

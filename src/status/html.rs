@@ -54,8 +54,26 @@ fn table(out: &mut String, head: &[&str], rows: Vec<Vec<String>>) {
 }
 
 /// The page for `s`; `now` (Unix seconds) turns lease expiry into time left.
+/// One function per section, in page order.
 pub fn render(s: &Status, now: u64) -> String {
     let mut o = String::with_capacity(8192);
+    head(&mut o, s);
+    wan(&mut o, s);
+    lans(&mut o, s);
+    portals(&mut o, s);
+    if !s.wifi.is_empty() {
+        wifi(&mut o, s);
+    }
+    if !s.dns.is_empty() {
+        dns(&mut o, s);
+    }
+    leases(&mut o, s, now);
+    log_and_footer(&mut o, s);
+    o
+}
+
+/// The document head, the title and the system line.
+fn head(o: &mut String, s: &Status) {
     let name = s.system.hostname.as_deref().unwrap_or("portal");
     let _ = write!(
         o,
@@ -80,11 +98,13 @@ pub fn render(s: &Status, now: u64) -> String {
         bytes(sys.mem_available_kib * 1024),
         bytes(sys.mem_total_kib * 1024)
     );
+}
 
+fn wan(o: &mut String, s: &Status) {
     o.push_str("<h2>WAN</h2>");
     let w = &s.wan;
     table(
-        &mut o,
+        o,
         &["interface", "mode", "address", "gateway", "lease", "link"],
         vec![vec![
             escape(&w.interface),
@@ -97,7 +117,9 @@ pub fn render(s: &Status, now: u64) -> String {
             if w.link_up { "up" } else { "down" }.to_string(),
         ]],
     );
+}
 
+fn lans(o: &mut String, s: &Status) {
     o.push_str("<h2>LANs</h2>");
     let rows = s
         .lans
@@ -118,11 +140,14 @@ pub fn render(s: &Status, now: u64) -> String {
         })
         .collect();
     table(
-        &mut o,
+        o,
         &["LAN", "interface", "address", "exits via", "kill switch"],
         rows,
     );
+}
 
+/// One row per peer of every portal.
+fn portals(o: &mut String, s: &Status) {
     o.push_str("<h2>Portals</h2>");
     let mut rows = Vec::new();
     for p in &s.portals {
@@ -151,24 +176,12 @@ pub fn render(s: &Status, now: u64) -> String {
                 format!("{} / {}", bytes(peer.rx_bytes), bytes(peer.tx_bytes)),
                 format!("<span class=\"{class}\">{class}</span>"),
                 escape(&p.lans.join(", ")),
-                match &p.probe {
-                    None => "-".to_string(),
-                    Some(r) => match (&r.exit_address, &r.error) {
-                        (Some(a), _) => {
-                            format!("{} <small>({} ago)</small>", escape(a), age(r.age_secs))
-                        }
-                        (None, Some(e)) => format!(
-                            "<span class=\"down\">probe failed</span> <small>{}</small>",
-                            escape(e)
-                        ),
-                        (None, None) => "-".to_string(),
-                    },
-                },
+                exit_probe(p.probe.as_ref()),
             ]);
         }
     }
     table(
-        &mut o,
+        o,
         &[
             "portal",
             "peer",
@@ -181,22 +194,31 @@ pub fn render(s: &Status, now: u64) -> String {
         ],
         rows,
     );
+}
 
-    if !s.wifi.is_empty() {
-        o.push_str("<h2>WiFi</h2>");
-        let mut rows = Vec::new();
-        for b in &s.wifi {
-            let state = if b.state == "running" {
-                let detail = match (&b.hostapd_state, b.freq_mhz) {
-                    (Some(st), Some(f)) => format!(" <small>({}, {f} MHz)</small>", escape(st)),
-                    (Some(st), None) => format!(" <small>({})</small>", escape(st)),
-                    _ => String::new(),
-                };
-                format!("<span class=\"up\">running</span>{detail}")
-            } else {
-                format!("<span class=\"down\">{}</span>", escape(&b.state))
-            };
-            rows.push(vec![
+/// The "exits as" cell: the address the exit probe saw, or why it failed.
+fn exit_probe(probe: Option<&super::ProbeResult>) -> String {
+    match probe {
+        None => "-".to_string(),
+        Some(r) => match (&r.exit_address, &r.error) {
+            (Some(a), _) => format!("{} <small>({} ago)</small>", escape(a), age(r.age_secs)),
+            (None, Some(e)) => format!(
+                "<span class=\"down\">probe failed</span> <small>{}</small>",
+                escape(e)
+            ),
+            (None, None) => "-".to_string(),
+        },
+    }
+}
+
+/// The SSIDs, then their stations.
+fn wifi(o: &mut String, s: &Status) {
+    o.push_str("<h2>WiFi</h2>");
+    let rows = s
+        .wifi
+        .iter()
+        .map(|b| {
+            vec![
                 escape(&b.ssid),
                 escape(&b.lan),
                 format!(
@@ -206,92 +228,108 @@ pub fn render(s: &Status, now: u64) -> String {
                     b.channel
                 ),
                 escape(&b.security),
-                state,
+                hostapd_state(b),
                 b.stations.len().to_string(),
+            ]
+        })
+        .collect();
+    table(
+        o,
+        &[
+            "SSID",
+            "LAN",
+            "interface",
+            "security",
+            "hostapd",
+            "stations",
+        ],
+        rows,
+    );
+    let mut rows = Vec::new();
+    for b in &s.wifi {
+        for st in &b.stations {
+            rows.push(vec![
+                escape(&b.ssid),
+                format!("<code>{}</code>", escape(&st.mac)),
+                st.connected_secs.map(age).unwrap_or_else(|| "-".into()),
+                st.signal_dbm
+                    .map(|d| format!("{d} dBm"))
+                    .unwrap_or_else(|| "-".into()),
+                format!(
+                    "{} / {}",
+                    bytes(st.rx_bytes.unwrap_or(0)),
+                    bytes(st.tx_bytes.unwrap_or(0))
+                ),
+                if st.authorized { "yes" } else { "no" }.to_string(),
             ]);
         }
-        table(
-            &mut o,
-            &[
-                "SSID",
-                "LAN",
-                "interface",
-                "security",
-                "hostapd",
-                "stations",
-            ],
-            rows,
-        );
-        let mut rows = Vec::new();
-        for b in &s.wifi {
-            for st in &b.stations {
-                rows.push(vec![
-                    escape(&b.ssid),
-                    format!("<code>{}</code>", escape(&st.mac)),
-                    st.connected_secs.map(age).unwrap_or_else(|| "-".into()),
-                    st.signal_dbm
-                        .map(|d| format!("{d} dBm"))
-                        .unwrap_or_else(|| "-".into()),
-                    format!(
-                        "{} / {}",
-                        bytes(st.rx_bytes.unwrap_or(0)),
-                        bytes(st.tx_bytes.unwrap_or(0))
-                    ),
-                    if st.authorized { "yes" } else { "no" }.to_string(),
-                ]);
-            }
-        }
-        table(
-            &mut o,
-            &[
-                "SSID",
-                "station",
-                "connected",
-                "signal",
-                "rx / tx",
-                "authorized",
-            ],
-            rows,
-        );
     }
+    table(
+        o,
+        &[
+            "SSID",
+            "station",
+            "connected",
+            "signal",
+            "rx / tx",
+            "authorized",
+        ],
+        rows,
+    );
+}
 
-    if !s.dns.is_empty() {
-        o.push_str("<h2 id=\"dns\">DNS</h2>");
-        let rows = s
-            .dns
-            .iter()
-            .map(|d| {
-                let looked = d.cache_hits + d.cache_misses;
-                vec![
-                    escape(&d.lan),
-                    d.queries.to_string(),
-                    d.answered.to_string(),
-                    match (d.cache_size, looked) {
-                        (0, _) => "off".to_string(),
-                        (_, 0) => "0".to_string(),
-                        (_, n) => format!("{} ({}%)", d.cache_hits, d.cache_hits * 100 / n),
-                    },
-                    format!("{} / {}", d.cache_entries, d.cache_size),
-                    d.servfail.to_string(),
-                    (d.refused + d.formerr).to_string(),
-                ]
-            })
-            .collect();
-        table(
-            &mut o,
-            &[
-                "LAN",
-                "queries",
-                "upstream answers",
-                "cache hits",
-                "cached / size",
-                "SERVFAIL",
-                "refused / FORMERR",
-            ],
-            rows,
-        );
+/// The "hostapd" cell: running (with hostapd's own state and frequency)
+/// or what went wrong.
+fn hostapd_state(b: &crate::wifi::hostapd::BssStatus) -> String {
+    if b.state != "running" {
+        return format!("<span class=\"down\">{}</span>", escape(&b.state));
     }
+    let detail = match (&b.hostapd_state, b.freq_mhz) {
+        (Some(st), Some(f)) => format!(" <small>({}, {f} MHz)</small>", escape(st)),
+        (Some(st), None) => format!(" <small>({})</small>", escape(st)),
+        _ => String::new(),
+    };
+    format!("<span class=\"up\">running</span>{detail}")
+}
 
+fn dns(o: &mut String, s: &Status) {
+    o.push_str("<h2 id=\"dns\">DNS</h2>");
+    let rows = s
+        .dns
+        .iter()
+        .map(|d| {
+            let looked = d.cache_hits + d.cache_misses;
+            vec![
+                escape(&d.lan),
+                d.queries.to_string(),
+                d.answered.to_string(),
+                match (d.cache_size, looked) {
+                    (0, _) => "off".to_string(),
+                    (_, 0) => "0".to_string(),
+                    (_, n) => format!("{} ({}%)", d.cache_hits, d.cache_hits * 100 / n),
+                },
+                format!("{} / {}", d.cache_entries, d.cache_size),
+                d.servfail.to_string(),
+                (d.refused + d.formerr).to_string(),
+            ]
+        })
+        .collect();
+    table(
+        o,
+        &[
+            "LAN",
+            "queries",
+            "upstream answers",
+            "cache hits",
+            "cached / size",
+            "SERVFAIL",
+            "refused / FORMERR",
+        ],
+        rows,
+    );
+}
+
+fn leases(o: &mut String, s: &Status, now: u64) {
     o.push_str("<h2>DHCP leases</h2>");
     let mut rows = Vec::new();
     for (lan, list) in &s.leases {
@@ -311,11 +349,13 @@ pub fn render(s: &Status, now: u64) -> String {
         }
     }
     table(
-        &mut o,
+        o,
         &["LAN", "host name", "MAC", "address", "state", "expiry"],
         rows,
     );
+}
 
+fn log_and_footer(o: &mut String, s: &Status) {
     o.push_str("<h2>Recent log</h2><pre>");
     for line in &s.log {
         o.push_str(&escape(line));
@@ -329,5 +369,4 @@ pub fn render(s: &Status, now: u64) -> String {
          <a href=\"/api/status\">JSON</a> · <a href=\"/metrics\">metrics</a></p></body></html>",
         c.passes, c.changes_applied, c.apply_errors, c.restarts
     );
-    o
 }

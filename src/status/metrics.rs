@@ -15,10 +15,21 @@ fn family(o: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(o, "# TYPE {name} {kind}");
 }
 
+/// Every family, one function per source: peers, WiFi, leases, DNS, the
+/// agent's counters.
 pub fn render(s: &Status) -> String {
     let mut o = String::with_capacity(2048);
+    peers(&mut o, s);
+    wifi(&mut o, s);
+    leases(&mut o, s);
+    dns(&mut o, s);
+    agent(&mut o, s);
+    o
+}
+
+fn peers(o: &mut String, s: &Status) {
     family(
-        &mut o,
+        o,
         "portal_peer_handshake_age_seconds",
         "gauge",
         "Seconds since the latest WireGuard handshake with the peer (absent: never).",
@@ -47,7 +58,7 @@ pub fn render(s: &Status) -> String {
             1,
         ),
     ] {
-        family(&mut o, name, "counter", help);
+        family(o, name, "counter", help);
         for p in &s.portals {
             for peer in &p.peers {
                 let v = if pick == 0 {
@@ -64,8 +75,11 @@ pub fn render(s: &Status) -> String {
             }
         }
     }
+}
+
+fn wifi(o: &mut String, s: &Status) {
     family(
-        &mut o,
+        o,
         "portal_wifi_stations",
         "gauge",
         "Stations associated with the SSID.",
@@ -80,7 +94,7 @@ pub fn render(s: &Status) -> String {
         );
     }
     family(
-        &mut o,
+        o,
         "portal_wifi_station_signal_dbm",
         "gauge",
         "Signal of an associated station, as the driver reports it.",
@@ -97,8 +111,12 @@ pub fn render(s: &Status) -> String {
             }
         }
     }
+}
+
+/// Leases on record, counted per LAN and state.
+fn leases(o: &mut String, s: &Status) {
     family(
-        &mut o,
+        o,
         "portal_dhcp_leases",
         "gauge",
         "DHCP leases on record per LAN and state.",
@@ -118,6 +136,9 @@ pub fn render(s: &Status) -> String {
             );
         }
     }
+}
+
+fn dns(o: &mut String, s: &Status) {
     type Pick = fn(&super::Dns) -> u64;
     let dns: [(&str, &str, &str, Pick); 6] = [
         (
@@ -158,11 +179,15 @@ pub fn render(s: &Status) -> String {
         ),
     ];
     for (name, kind, help, pick) in dns {
-        family(&mut o, name, kind, help);
+        family(o, name, kind, help);
         for d in &s.dns {
             let _ = writeln!(o, "{name}{{lan=\"{}\"}} {}", label(&d.lan), pick(d));
         }
     }
+}
+
+/// The agent's own counters and the system's uptime.
+fn agent(o: &mut String, s: &Status) {
     let c = &s.counters;
     for (name, help, v) in [
         (
@@ -186,15 +211,14 @@ pub fn render(s: &Status) -> String {
             c.restarts,
         ),
     ] {
-        family(&mut o, name, "counter", help);
+        family(o, name, "counter", help);
         let _ = writeln!(o, "{name} {v}");
     }
     family(
-        &mut o,
+        o,
         "portal_uptime_seconds",
         "gauge",
         "Seconds since the system booted.",
     );
     let _ = writeln!(o, "portal_uptime_seconds {}", s.system.uptime_secs);
-    o
 }

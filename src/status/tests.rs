@@ -71,6 +71,26 @@ fn sample() -> Status {
         cache_size: 10_000,
         ..Dns::default()
     });
+    s.wifi.push(crate::wifi::hostapd::BssStatus {
+        lan: "home".into(),
+        interface: "wlan0".into(),
+        ssid: "Paris <5G>".into(),
+        radio: "phy0".into(),
+        band: "5".into(),
+        channel: 36,
+        security: "wpa2".into(),
+        state: "running".into(),
+        hostapd_state: Some("ENABLED".into()),
+        freq_mhz: Some(5180),
+        stations: vec![crate::wifi::Station {
+            mac: "02:00:00:00:01:01".into(),
+            connected_secs: Some(90),
+            signal_dbm: Some(-41),
+            rx_bytes: Some(2048),
+            tx_bytes: None,
+            authorized: true,
+        }],
+    });
     s.log.push("12:00:00Z portal: applied: <b>&".into());
     s.counters = Counters {
         passes: 7,
@@ -139,6 +159,12 @@ fn the_page_shows_every_section_and_escapes_what_it_is_given() {
         "applied: &lt;b&gt;&amp;",
         "7 passes, 23 changes applied, 1 apply errors, 2 restarts",
         "<td data-l=\"cache hits\">90 (75%)</td><td data-l=\"cached / size\">25 / 10000</td>",
+        "<td data-l=\"SSID\">Paris &lt;5G&gt;</td>",
+        "wlan0 (5 GHz, channel 36)",
+        "<span class=\"up\">running</span> <small>(ENABLED, 5180 MHz)</small>",
+        "<code>02:00:00:00:01:01</code>",
+        "-41 dBm",
+        "2.0 KiB / 0 B",
     ] {
         assert!(page.contains(needle), "missing {needle:?} in\n{page}");
     }
@@ -164,6 +190,8 @@ fn metrics_are_prometheus_text() {
         "portal_uptime_seconds 3700",
         "portal_dns_cache_hits_total{lan=\"home\"} 90",
         "portal_dns_cache_entries{lan=\"home\"} 25",
+        "portal_wifi_stations{lan=\"home\",ssid=\"Paris <5G>\"} 1",
+        "portal_wifi_station_signal_dbm{lan=\"home\",mac=\"02:00:00:00:01:01\"} -41",
     ] {
         assert!(m.lines().any(|l| l == line), "missing {line:?} in\n{m}");
     }
