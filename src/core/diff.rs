@@ -129,6 +129,14 @@ impl Change {
             || matches!(self, Change::Routes(b) if b.op == batch::RouteOp::Add
                 && b.routes.iter().any(Route::is_kill_switch))
     }
+
+    /// Changes that remove something: done when it is already gone.
+    pub fn is_removal(&self) -> bool {
+        matches!(
+            self,
+            Change::RouteDel(_) | Change::AddrDel(_) | Change::RuleDel(_) | Change::LinkDel(_)
+        ) || matches!(self, Change::Routes(b) if b.op == batch::RouteOp::Del)
+    }
 }
 
 /// The changes that turn `o` into `d`, in a safe order: the kill switch

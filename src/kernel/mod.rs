@@ -3,6 +3,7 @@
 //! through wireguard-control; nftables through nf_tables netlink (one
 //! transaction per write, no `nft` command); sysctls /proc/sys.
 
+pub mod error;
 pub mod netlink;
 pub mod nftables;
 pub mod nlsock;
@@ -17,6 +18,7 @@ use crate::core::diff::{Change, LinkKind, Observed};
 use crate::core::firewall::NFT_TABLE;
 use crate::log;
 use crate::state;
+use error::KernelError;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::Child;
@@ -140,6 +142,16 @@ impl Kernel {
             ));
             match result {
                 Ok(()) => report.applied.push(shown),
+                // Removing what is already gone (an interface that left
+                // with its routes, a rule deleted by hand) leaves the
+                // state the diff wanted: done, not a failure.
+                Err(e) if c.is_removal() && e.already_gone() => {
+                    log::info(&format!(
+                        "{}: already gone ({e})",
+                        shown.lines().next().unwrap_or_default()
+                    ));
+                    report.applied.push(shown);
+                }
                 Err(e) => {
                     let first = shown.lines().next().unwrap_or_default().to_string();
                     report.errors.push(format!("step `{first}` failed: {e}"));
@@ -156,12 +168,16 @@ impl Kernel {
         report
     }
 
-    async fn apply_one(&mut self, c: &Change) -> Result<(), String> {
+    async fn apply_one(&mut self, c: &Change) -> Result<(), KernelError> {
         match c {
             Change::NftReplace(ruleset) => {
                 nftables::replace(ruleset)?;
                 let listing = nftables::listing(NFT_TABLE)?.unwrap_or_default();
-                state::save_nft(&self.state_dir, &ruleset.to_string(), &listing)
+                Ok(state::save_nft(
+                    &self.state_dir,
+                    &ruleset.to_string(),
+                    &listing,
+                )?)
             }
             Change::NftDelete => {
                 nftables::delete(NFT_TABLE)?;
@@ -217,12 +233,12 @@ impl Kernel {
                 if let Some(prior) = sysctl::read(&s.key) {
                     state::remember_sysctl(&self.state_dir, &s.key, &prior)?;
                 }
-                sysctl::write(&s.key, &s.value)
+                Ok(sysctl::write(&s.key, &s.value)?)
             }
             Change::Routes(b) => {
                 let w = routes::write(b)?;
                 log::info(&w.summary(b));
-                w.outcome(b.routes.len())
+                Ok(w.outcome(b.routes.len())?)
             }
             // One route is a batch of one: a single route encoder.
             Change::RouteAdd(r) | Change::RouteReplace(r) | Change::RouteDel(r) => {
@@ -235,7 +251,7 @@ impl Kernel {
                     op,
                     routes: vec![r.clone()],
                 };
-                routes::write(&b)?.outcome(1)
+                Ok(routes::write(&b)?.outcome(1)?)
             }
             Change::LinkSet {
                 name,
@@ -250,14 +266,16 @@ impl Kernel {
         }
     }
 
-    async fn create_wireguard(&mut self, name: &str) -> Result<(), String> {
+    /// Kernel WireGuard when the backend allows and the kernel has it;
+    /// wireguard-go otherwise (auto: decided once, by the first device).
+    async fn create_wireguard(&mut self, name: &str) -> Result<(), KernelError> {
         if self.userspace != Some(true) {
             match self.net.wireguard_add(name).await {
                 Ok(()) => {
                     self.userspace = Some(false);
                     return Ok(());
                 }
-                Err(e) if self.backend == Backend::Kernel => return Err(e),
+                Err(e) if self.backend == Backend::Kernel || !e.unsupported() => return Err(e),
                 Err(e) => {
                     if self.userspace.is_none() {
                         log::info(&format!(
@@ -301,3 +319,6 @@ impl Kernel {
         state::clear_sysctls(&self.state_dir);
     }
 }
+
+#[cfg(test)]
+mod apply_tests;

@@ -1,6 +1,7 @@
 //! rtnetlink: dumps links, addresses, routes and rules into `Observed`, and
 //! writes the link/address/rule changes (routes: kernel/routes.rs).
 
+use super::error::KernelError;
 use crate::core::cidr::Cidr;
 use crate::core::desired::{Address, Desired, Rule, PROTO};
 use crate::core::diff::{LinkKind, Observed, ObservedAddress, ObservedLink};
@@ -18,8 +19,8 @@ pub struct Netlink {
     handle: Handle,
 }
 
-pub(crate) fn err(what: &str, e: rtnetlink::Error) -> String {
-    format!("{what}: {e}")
+pub(crate) fn err(what: &str, e: rtnetlink::Error) -> KernelError {
+    KernelError::from_rtnetlink(what, e)
 }
 
 impl Netlink {
@@ -35,7 +36,7 @@ impl Netlink {
         &self.handle
     }
 
-    pub async fn links(&self) -> Result<Vec<LinkMessage>, String> {
+    pub async fn links(&self) -> Result<Vec<LinkMessage>, KernelError> {
         self.handle
             .link()
             .get()
@@ -45,7 +46,7 @@ impl Netlink {
             .map_err(|e| err("listing links", e))
     }
 
-    pub async fn observe(&self, d: &Desired) -> Result<Observed, String> {
+    pub async fn observe(&self, d: &Desired) -> Result<Observed, KernelError> {
         let mut o = Observed::default();
         let mut names: BTreeMap<u32, String> = BTreeMap::new();
         for m in self.links().await? {
@@ -86,7 +87,7 @@ impl Netlink {
 
     /// One link by name, asked for alone (not a dump: this runs per change).
     /// Every IPv4 policy rule, in the kernel's order.
-    pub async fn rules_v4(&self) -> Result<Vec<RuleMessage>, String> {
+    pub async fn rules_v4(&self) -> Result<Vec<RuleMessage>, KernelError> {
         self.handle
             .rule()
             .get(IpVersion::V4)
@@ -96,7 +97,7 @@ impl Netlink {
             .map_err(|e| err("listing rules", e))
     }
 
-    pub async fn link(&self, name: &str) -> Result<ObservedLink, String> {
+    pub async fn link(&self, name: &str) -> Result<ObservedLink, KernelError> {
         let mut found = self
             .handle
             .link()
@@ -105,15 +106,23 @@ impl Netlink {
             .execute();
         match found.try_next().await {
             Ok(Some(m)) => Ok(link_from(&m).1),
-            _ => Err(format!("interface {name} does not exist")),
+            Ok(None) => Err(KernelError::NoInterface(name.to_string())),
+            Err(e) => match err(&format!("looking up {name}"), e) {
+                // A lookup by name answers ENODEV when there is none.
+                KernelError::Refused {
+                    errno: nix::errno::Errno::ENODEV,
+                    ..
+                } => Err(KernelError::NoInterface(name.to_string())),
+                other => Err(other),
+            },
         }
     }
 
-    pub async fn index(&self, name: &str) -> Result<u32, String> {
+    pub async fn index(&self, name: &str) -> Result<u32, KernelError> {
         Ok(self.link(name).await?.index)
     }
 
-    pub async fn wireguard_add(&self, name: &str) -> Result<(), String> {
+    pub async fn wireguard_add(&self, name: &str) -> Result<(), KernelError> {
         self.handle
             .link()
             .add(LinkWireguard::new(name).build())
@@ -122,7 +131,7 @@ impl Netlink {
             .map_err(|e| err(&format!("creating WireGuard link {name}"), e))
     }
 
-    pub async fn link_del(&self, name: &str) -> Result<(), String> {
+    pub async fn link_del(&self, name: &str) -> Result<(), KernelError> {
         let index = self.index(name).await?;
         self.handle
             .link()
@@ -138,7 +147,7 @@ impl Netlink {
         mtu: Option<u32>,
         alias: Option<&str>,
         up: bool,
-    ) -> Result<(), String> {
+    ) -> Result<(), KernelError> {
         let mut b = LinkUnspec::new_with_index(self.index(name).await?);
         if let Some(m) = mtu {
             b = b.mtu(m);
@@ -157,7 +166,7 @@ impl Netlink {
             .map_err(|e| err("link", e))
     }
 
-    pub async fn addr_add(&self, a: &Address) -> Result<(), String> {
+    pub async fn addr_add(&self, a: &Address) -> Result<(), KernelError> {
         let mut req = self
             .handle
             .address()
@@ -168,7 +177,7 @@ impl Netlink {
         req.execute().await.map_err(|e| err("address", e))
     }
 
-    pub async fn addr_del(&self, a: &Address) -> Result<(), String> {
+    pub async fn addr_del(&self, a: &Address) -> Result<(), KernelError> {
         let msg = self.address_message(a).await?;
         self.handle
             .address()
@@ -178,13 +187,13 @@ impl Netlink {
             .map_err(|e| err("address", e))
     }
 
-    pub async fn rule_add(&self, r: &Rule) -> Result<(), String> {
+    pub async fn rule_add(&self, r: &Rule) -> Result<(), KernelError> {
         let mut req = self.handle.rule().add();
         *req.message_mut() = rule_message(r);
         req.execute().await.map_err(|e| err("rule", e))
     }
 
-    pub async fn rule_del(&self, r: &Rule) -> Result<(), String> {
+    pub async fn rule_del(&self, r: &Rule) -> Result<(), KernelError> {
         self.handle
             .rule()
             .del(rule_message(r))
@@ -193,7 +202,7 @@ impl Netlink {
             .map_err(|e| err("rule", e))
     }
 
-    async fn address_message(&self, a: &Address) -> Result<AddressMessage, String> {
+    async fn address_message(&self, a: &Address) -> Result<AddressMessage, KernelError> {
         let mut m = AddressMessage::default();
         m.header.index = self.index(&a.dev).await?;
         m.header.prefix_len = a.cidr.len;

@@ -6,6 +6,7 @@
 //!
 //! The encoder is pure (unit-tested); `write` is the socket edge.
 
+use super::error::errno_gone;
 use super::nftables::wire::{
     attrs, messages, Attrs, NLMSG_DONE, NLMSG_ERROR, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP,
     NLM_F_DUMP_INTR, NLM_F_REQUEST,
@@ -51,6 +52,8 @@ const NAMED_ERRORS: usize = 3;
 #[derive(Debug, Default)]
 pub struct Written {
     pub ok: usize,
+    /// Deletions of routes that were not there (any more): done.
+    pub gone: usize,
     /// One line per refused route: its command and the kernel's reason.
     pub errors: Vec<String>,
     pub messages: usize,
@@ -67,8 +70,12 @@ impl Written {
             RouteOp::Replace => "replaced",
             RouteOp::Del => "deleted",
         };
+        let gone = match self.gone {
+            0 => String::new(),
+            n => format!(", {n} already gone"),
+        };
         format!(
-            "routes: {} {verb}, {} refused, of {} in {} ms ({} messages in {} sends, {} bytes)",
+            "routes: {} {verb}{gone}, {} refused, of {} in {} ms ({} messages in {} sends, {} bytes)",
             self.ok,
             self.errors.len(),
             b.routes.len(),
@@ -226,6 +233,9 @@ pub fn write(b: &RouteBatch) -> Result<Written, String> {
                 pending -= 1;
                 match ack_errno(m.payload) {
                     0 => w.ok += 1,
+                    errno if b.op == RouteOp::Del && errno_gone(Errno::from_raw(errno)) => {
+                        w.gone += 1
+                    }
                     errno => {
                         let what = (m.seq as usize)
                             .checked_sub(1)
