@@ -47,7 +47,17 @@ async fn checked_pass(
     m: &Model,
     inputs: &Inputs,
 ) -> Result<(Report, Observed), String> {
-    let d = desired(m, inputs);
+    let fast_path_links = match m.fast_path {
+        true => kernel.fast_path_links().await,
+        false => None,
+    };
+    let d = desired(
+        m,
+        &Inputs {
+            fast_path_links,
+            ..inputs.clone()
+        },
+    );
     let started = Instant::now();
     let o = kernel.observe(&d).await?;
     let observe_ms = started.elapsed().as_millis() as u64;

@@ -29,6 +29,11 @@ pub struct Config {
     /// used by a LAN's `wifi` but not listed here runs 2.4 GHz channel 6.
     #[serde(default)]
     pub radios: BTreeMap<String, Radio>,
+    /// Forward established TCP/UDP flows through an nftables flowtable
+    /// (past the IP stack's chains) when the kernel has flowtables; absent
+    /// means on.
+    #[serde(default)]
+    pub fast_path: Option<bool>,
 }
 
 #[derive(Deserialize, Debug, Clone, Default)]

@@ -8,10 +8,11 @@
 
 use crate::core::cidr::Cidr;
 use crate::core::model::{Endpoint, Lan, Model, Portal, WanMode};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 
+mod fast_path;
 mod split;
 
 /// Protocol number marking Portal's routes, rules and addresses ("proto 52").
@@ -134,6 +135,10 @@ pub struct Inputs {
     pub preshared_key_ids: BTreeMap<(String, usize), String>,
     /// With `wan.dhcp`: the lease the client holds; None until it has one.
     pub wan_lease: Option<WanLease>,
+    /// When the kernel has flowtables: the interfaces it has now. A
+    /// flowtable may list only those (kernels before 6.16 refuse the whole
+    /// table otherwise), so the table is rewritten when one appears.
+    pub fast_path_links: Option<BTreeSet<String>>,
 }
 
 /// A lease as the WAN uses it; also what is written to disk.
@@ -171,6 +176,7 @@ pub fn desired(m: &Model, inputs: &Inputs) -> Desired {
         awaited: m.hostapd_interfaces().map(str::to_string).collect(),
         ..Desired::default()
     };
+    fast_path::add(m, inputs, &mut d.nft);
     wan(m, inputs.wan_lease.as_ref(), &mut d);
     for l in &m.lans {
         lan(l, &mut d);

@@ -41,6 +41,9 @@ pub const DROP_COUNTERS: &[&str] = &[
     "drop_forward",
 ];
 
+/// The fast path's flowtable: `flow add @fastpath`.
+pub const FAST_PATH: &str = "fastpath";
+
 /// Open connections to the status page, all LAN clients together.
 pub const STATUS_PAGE_MAX_CONNECTIONS: u32 = 64;
 
@@ -56,6 +59,7 @@ pub fn ruleset(m: &Model) -> Table {
     Table {
         name: NFT_TABLE.to_string(),
         counters: DROP_COUNTERS.iter().map(|c| c.to_string()).collect(),
+        flowtables: Vec::new(),
         chains: vec![
             chain(
                 "prerouting",
@@ -91,6 +95,59 @@ pub fn ruleset(m: &Model) -> Table {
             ),
         ],
     }
+}
+
+/// The interfaces a fast path can list: the WAN, the LANs, the portals.
+pub fn fast_path_interfaces(m: &Model) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let names = std::iter::once(m.wan.interface.as_str())
+        .chain(m.lans.iter().map(|l| l.interface.as_str()))
+        .chain(m.portals.iter().map(|p| p.interface.as_str()));
+    for n in names {
+        if !out.iter().any(|o| o == n) {
+            out.push(n.to_string());
+        }
+    }
+    out
+}
+
+/// Adds the forwarding fast path to `t`: a flowtable over `devices`, and
+/// `ct state established flow add @fastpath` right before the forward
+/// chain's `ct state established,related accept`. Only established flows
+/// are offloaded, and those are accepted by that next rule anyway: the
+/// fast path changes how they travel, not which ones may. Packets of an
+/// offloaded flow skip the chains; a route change or the output device
+/// going away ends the offload, and the next packet takes the chains again.
+pub fn add_fast_path(t: &mut Table, devices: Vec<String>) {
+    let Some(forward) = t.chains.iter_mut().find(|c| c.hook == Hook::Forward) else {
+        return;
+    };
+    let Some(at) = forward
+        .rules
+        .iter()
+        .position(|r| *r == established_accept())
+    else {
+        return;
+    };
+    forward.rules.insert(
+        at,
+        rule(vec![
+            Match::CtState(vec![CtState::Established]).into(),
+            Stmt::FlowAdd(FAST_PATH.to_string()).into(),
+        ])
+        .comment("fast path"),
+    );
+    t.flowtables.push(crate::core::ruleset::Flowtable {
+        name: FAST_PATH.to_string(),
+        devices,
+    });
+}
+
+fn established_accept() -> Rule {
+    rule(vec![
+        Match::CtState(vec![CtState::Established, CtState::Related]).into(),
+        ACCEPT.into(),
+    ])
 }
 
 // Small constructors, so that each rule below reads like its nft text.
@@ -385,10 +442,7 @@ fn forward(m: &Model) -> Vec<Rule> {
     for p in &m.portals {
         r.extend(mss_clamps(p));
     }
-    r.push(rule(vec![
-        Match::CtState(vec![CtState::Established, CtState::Related]).into(),
-        ACCEPT.into(),
-    ]));
+    r.push(established_accept());
     r.push(rule(vec![
         Match::CtState(vec![CtState::Invalid]).into(),
         counter("drop_invalid"),

@@ -41,6 +41,8 @@ pub struct Model {
     pub status_page: Option<StatusPage>,
     /// WiFi radios that serve at least one LAN's SSID.
     pub radios: Vec<Radio>,
+    /// The forwarding fast path (a flowtable) where the kernel has it.
+    pub fast_path: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -249,6 +251,7 @@ pub fn validate_with(cfg: &Config, files: &split::Files) -> Result<Model, Vec<Co
             portals,
             status_page,
             radios,
+            fast_path: cfg.fast_path.unwrap_or(true),
         }),
         _ => Err(e.0),
     }

@@ -17,7 +17,18 @@ pub struct Table {
     pub name: String,
     /// Named counters (`counter NAME { }`), referenced by `counter name "NAME"`.
     pub counters: Vec<String>,
+    /// Flowtables (`flowtable NAME { hook ingress priority filter; devices
+    /// = { ... } }`), filled by `flow add @NAME`.
+    pub flowtables: Vec<Flowtable>,
     pub chains: Vec<Chain>,
+}
+
+/// A software flowtable: established flows between its devices are
+/// forwarded from their ingress hook, past the IP stack's chains.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Flowtable {
+    pub name: String,
+    pub devices: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -306,6 +317,9 @@ pub enum Stmt {
     SetTcpMss(u32),
     Reject(Reject),
     Masquerade,
+    /// `flow add @NAME`: offloads the packet's (established) connection
+    /// to the table's flowtable NAME.
+    FlowAdd(String),
     Verdict(Verdict),
 }
 
@@ -360,6 +374,14 @@ impl fmt::Display for Table {
         writeln!(f, "table inet {} {{", self.name)?;
         for c in &self.counters {
             writeln!(f, "\tcounter {c} {{\n\t}}")?;
+        }
+        for t in &self.flowtables {
+            writeln!(
+                f,
+                "\tflowtable {} {{\n\t\thook ingress priority filter\n\t\tdevices = {{ {} }}\n\t}}",
+                t.name,
+                t.devices.join(", ")
+            )?;
         }
         for c in &self.chains {
             writeln!(f, "\tchain {} {{", c.name)?;
@@ -504,6 +526,7 @@ impl fmt::Display for Stmt {
                 f.write_str("reject with icmpx type admin-prohibited")
             }
             Stmt::Masquerade => f.write_str("masquerade"),
+            Stmt::FlowAdd(name) => write!(f, "flow add @{name}"),
             Stmt::Verdict(v) => write!(f, "{v}"),
         }
     }

@@ -35,6 +35,8 @@ pub struct Kernel {
     /// (interface, peer public key) -> the endpoint last written: a peer
     /// that roamed away from it is left where it roamed (diff.rs).
     endpoints_written: BTreeMap<(String, String), std::net::SocketAddr>,
+    /// Whether the kernel has flowtables: probed on first use.
+    flowtables: Option<bool>,
 }
 
 /// What one pass wrote, and what failed.
@@ -72,7 +74,26 @@ impl Kernel {
             state_dir,
             children: BTreeMap::new(),
             endpoints_written: BTreeMap::new(),
+            flowtables: None,
         })
+    }
+
+    /// For the fast path: the interfaces the kernel has now, when it has
+    /// flowtables (probed once, and said in the log); None otherwise.
+    pub async fn fast_path_links(&mut self) -> Option<std::collections::BTreeSet<String>> {
+        let supported = *self.flowtables.get_or_insert_with(|| {
+            let yes = nftables::flowtables_supported();
+            log::info(if yes {
+                "fast path: on (the kernel has flowtables)"
+            } else {
+                "fast path: off, the kernel has no flowtables (NF_FLOW_TABLE_INET, NFT_FLOW_OFFLOAD)"
+            });
+            yes
+        });
+        if !supported {
+            return None;
+        }
+        self.net.link_names().await.ok()
     }
 
     /// Whether new WireGuard devices will be wireguard-go (None: not known yet).

@@ -46,6 +46,11 @@ impl Netlink {
             .map_err(|e| err("listing links", e))
     }
 
+    /// The names of the interfaces the kernel has now.
+    pub async fn link_names(&self) -> Result<std::collections::BTreeSet<String>, KernelError> {
+        Ok(self.links().await?.iter().map(|m| link_from(m).0).collect())
+    }
+
     pub async fn observe(&self, d: &Desired) -> Result<Observed, KernelError> {
         let mut o = Observed::default();
         let mut names: BTreeMap<u32, String> = BTreeMap::new();

@@ -14,8 +14,8 @@
 
 use super::wire::*;
 use crate::core::ruleset::{
-    Chain, ChainKind, CtState, Dir, Family, Hook, IpField, IpValue, Item, Match, Op, PortField,
-    Reject, Rule, Stmt, Table, TcpFlag, Verdict, L4,
+    Chain, ChainKind, CtState, Dir, Family, Flowtable, Hook, IpField, IpValue, Item, Match, Op,
+    PortField, Reject, Rule, Stmt, Table, TcpFlag, Verdict, L4,
 };
 use std::net::IpAddr;
 
@@ -52,6 +52,10 @@ pub fn replace(t: &Table, ifindex: IfIndex, seq: u32) -> Result<Batch, String> {
             a.str(NFTA_TABLE_NAME, &t.name).be32(NFTA_TABLE_FLAGS, 0);
         },
     );
+    // Before the chains: a rule's `flow add @NAME` needs its flowtable.
+    for f in &t.flowtables {
+        b.flowtable(&t.name, f)?;
+    }
     for c in &t.chains {
         b.chain(&t.name, c);
     }
@@ -132,6 +136,8 @@ pub enum Expr {
         len: u32,
     },
     Masq,
+    /// Offloads the connection to the named flowtable.
+    FlowOffload(String),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -841,6 +847,14 @@ impl RuleEnc<'_> {
                 code: ICMPX_ADMIN_PROHIBITED,
             }),
             Stmt::Masquerade => self.push(Expr::Masq),
+            Stmt::FlowAdd(name) => {
+                if !self.table.flowtables.iter().any(|f| &f.name == name) {
+                    return Err(format!(
+                        "flowtable \"{name}\" is not a flowtable of the table"
+                    ));
+                }
+                self.push(Expr::FlowOffload(name.clone()));
+            }
             Stmt::Verdict(v) => self.push(Expr::Verdict(match v {
                 Verdict::Accept => NF_ACCEPT,
                 Verdict::Drop => NF_DROP,
@@ -977,6 +991,34 @@ impl Builder {
             bytes: self.bytes,
             parts: self.parts,
         }
+    }
+
+    /// `flowtable NAME { hook ingress priority filter; devices = { ... } }`.
+    fn flowtable(&mut self, table: &str, f: &Flowtable) -> Result<(), String> {
+        for d in &f.devices {
+            ifname_key(d).map_err(|e| format!("flowtable {}: {e}", f.name))?;
+        }
+        self.msg(
+            NFT_MSG_NEWFLOWTABLE,
+            NLM_F_CREATE,
+            format!("flowtable {} (devices {})", f.name, f.devices.join(", ")),
+            |a| {
+                a.str(NFTA_FLOWTABLE_TABLE, table)
+                    .str(NFTA_FLOWTABLE_NAME, &f.name)
+                    .nest(NFTA_FLOWTABLE_HOOK, |a| {
+                        a.be32(NFTA_FLOWTABLE_HOOK_NUM, NF_NETDEV_INGRESS)
+                            .be32(NFTA_FLOWTABLE_HOOK_PRIORITY, 0)
+                            .nest(NFTA_FLOWTABLE_HOOK_DEVS, |a| {
+                                for d in &f.devices {
+                                    a.str(NFTA_DEVICE_NAME, d);
+                                }
+                            });
+                    })
+                    // Software only (no NFT_FLOWTABLE_HW_OFFLOAD), as nft writes it.
+                    .be32(NFTA_FLOWTABLE_FLAGS, 0);
+            },
+        );
+        Ok(())
     }
 
     /// `table inet T` then `delete table inet T`: deletes it whether or
@@ -1135,6 +1177,7 @@ impl Expr {
             Expr::Verdict(_) | Expr::Immediate(_) => "immediate",
             Expr::TcpOptLoad { .. } | Expr::TcpOptWrite { .. } => "exthdr",
             Expr::Masq => "masq",
+            Expr::FlowOffload(_) => "flow_offload",
         }
     }
 }
@@ -1223,6 +1266,9 @@ fn expr_data(a: &mut Attrs, e: &Expr, set_ids: &[u32]) {
                 .be32(6, 1);
         }
         Expr::Masq => {}
+        Expr::FlowOffload(name) => {
+            a.str(NFTA_FLOW_TABLE_NAME, name);
+        }
     }
 }
 

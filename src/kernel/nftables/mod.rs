@@ -14,7 +14,9 @@ pub mod encode;
 pub mod wire;
 
 use super::nlsock::{NlSocket, NETLINK_CAP_ACK, NETLINK_EXT_ACK};
-use crate::core::ruleset::Table;
+use crate::core::ruleset::{
+    Chain, ChainKind, Flowtable, Hook, Priority, Rule, Stmt, Table, Verdict,
+};
 use encode::Batch;
 use nix::errno::Errno;
 use nix::sys::socket::SockProtocol;
@@ -50,6 +52,32 @@ pub fn replace(t: &Table) -> Result<Written, String> {
 /// Deletes the table (nothing if it does not exist).
 pub fn delete(table: &str) -> Result<(), String> {
     Socket::open()?.transact(&encode::delete(table, 1))
+}
+
+/// Whether the kernel has flowtables and `flow add` (NF_FLOW_TABLE_INET,
+/// NFT_FLOW_OFFLOAD): a probe table holding both is written, then deleted.
+/// Its forward chain accepts, so it never changes what passes.
+pub fn flowtables_supported() -> bool {
+    const PROBE: &str = "portal_probe";
+    let t = Table {
+        name: PROBE.into(),
+        counters: Vec::new(),
+        flowtables: vec![Flowtable {
+            name: "probe".into(),
+            devices: vec!["lo".into()],
+        }],
+        chains: vec![Chain {
+            name: "forward".into(),
+            kind: ChainKind::Filter,
+            hook: Hook::Forward,
+            priority: Priority::Filter,
+            policy: Verdict::Accept,
+            rules: vec![Rule::new(vec![Stmt::FlowAdd("probe".into()).into()])],
+        }],
+    };
+    let written = replace(&t).is_ok();
+    let _ = delete(PROBE);
+    written
 }
 
 /// The table's normalized dump, or None when it does not exist.
@@ -301,7 +329,7 @@ fn parse_ack(m: &Msg) -> Ack {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::ruleset::{Chain, ChainKind, Hook, Item, Priority, Rule, Stmt, Verdict};
+    use crate::core::ruleset::Item;
 
     fn ack(errno: i32) -> Ack {
         Ack {
@@ -315,6 +343,7 @@ mod tests {
         let t = Table {
             name: "portal".into(),
             counters: vec!["c".into()],
+            flowtables: Vec::new(),
             chains: vec![Chain {
                 name: "input".into(),
                 kind: ChainKind::Filter,

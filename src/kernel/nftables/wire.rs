@@ -51,6 +51,18 @@ pub const NFT_MSG_NEWGEN: u16 = 15;
 pub const NFT_MSG_GETGEN: u16 = 16;
 pub const NFT_MSG_NEWOBJ: u16 = 18;
 pub const NFT_MSG_GETOBJ: u16 = 19;
+pub const NFT_MSG_NEWFLOWTABLE: u16 = 22;
+pub const NFTA_FLOWTABLE_TABLE: u16 = 1;
+pub const NFTA_FLOWTABLE_NAME: u16 = 2;
+pub const NFTA_FLOWTABLE_HOOK: u16 = 3;
+pub const NFTA_FLOWTABLE_FLAGS: u16 = 7;
+pub const NFTA_FLOWTABLE_HOOK_NUM: u16 = 1;
+pub const NFTA_FLOWTABLE_HOOK_PRIORITY: u16 = 2;
+pub const NFTA_FLOWTABLE_HOOK_DEVS: u16 = 3;
+pub const NFTA_DEVICE_NAME: u16 = 1;
+/// The netdev family's only hook: ingress.
+pub const NF_NETDEV_INGRESS: u32 = 0;
+pub const NFTA_FLOW_TABLE_NAME: u16 = 1;
 
 /// The netlink message type of an nf_tables message.
 pub fn nft_type(msg: u16) -> u16 {

@@ -7,6 +7,7 @@ fn table(counters: &[&str]) -> Table {
     Table {
         name: "portal".into(),
         counters: counters.iter().map(|c| c.to_string()).collect(),
+        flowtables: Vec::new(),
         chains: Vec::new(),
     }
 }
@@ -520,4 +521,80 @@ fn adjacent_field_matches_merge_as_nft_merges_them() {
         port(PortField::Dport, 68),
     ]);
     assert!(rule(&t, &r, &lo).is_err());
+}
+
+/// `flowtable fastpath { hook ingress priority filter; devices = { va }; }`
+/// as `nft --debug=mnl` writes it (nft 1.0.6), after the table's messages.
+#[test]
+fn flowtable_message_bytes() {
+    let mut t = table(&[]);
+    t.flowtables.push(Flowtable {
+        name: "fastpath".into(),
+        devices: vec!["va".into()],
+    });
+    let b = replace(&t, &lo, 1).unwrap();
+    #[rustfmt::skip]
+    let want: Vec<u8> = [
+        // NEWFLOWTABLE (0x0a16), REQUEST|ACK|CREATE, seq 5; nfgenmsg NFPROTO_INET
+        &[88, 0, 0, 0, 0x16, 10, 0x05, 0x04, 5, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0][..],
+        &[11, 0, 1, 0], b"portal\0\0",               // NFTA_FLOWTABLE_TABLE
+        &[13, 0, 2, 0], b"fastpath\0\0\0\0",         // NFTA_FLOWTABLE_NAME
+        &[32, 0, 3, 0x80],                           // NFTA_FLOWTABLE_HOOK (nested)
+        &[8, 0, 1, 0, 0, 0, 0, 0],                   //   HOOK_NUM: ingress
+        &[8, 0, 2, 0, 0, 0, 0, 0],                   //   HOOK_PRIORITY: filter (0)
+        &[12, 0, 3, 0x80],                           //   HOOK_DEVS (nested)
+        &[7, 0, 1, 0], b"va\0\0",                    //     NFTA_DEVICE_NAME
+        &[8, 0, 7, 0, 0, 0, 0, 0],                   // NFTA_FLOWTABLE_FLAGS: 0
+    ]
+    .concat();
+    let at = b
+        .bytes
+        .windows(want.len())
+        .position(|w| w == want.as_slice());
+    assert!(at.is_some(), "no such message in {:02x?}", b.bytes);
+    assert_eq!(b.what(5), Some("flowtable fastpath (devices va)"));
+}
+
+#[test]
+fn flow_add_needs_its_flowtable_and_encodes_as_nft_does() {
+    let r = Rule::new(vec![
+        Match::CtState(vec![CtState::Established]).into(),
+        Stmt::FlowAdd("fastpath".into()).into(),
+    ]);
+    let e = rule(&table(&[]), &r, &lo).unwrap_err();
+    assert!(
+        e.contains("flowtable \"fastpath\" is not a flowtable"),
+        "{e}"
+    );
+    let mut t = table(&[]);
+    t.flowtables.push(Flowtable {
+        name: "fastpath".into(),
+        devices: vec!["eth0".into()],
+    });
+    // nft --debug=netlink: ct load state, bitwise & 0x2, cmp neq 0,
+    // flow_offload flowtable fastpath.
+    assert_eq!(
+        rule(&t, &r, &lo).unwrap().exprs,
+        vec![
+            Expr::Ct(CT_STATE),
+            Expr::Bitwise {
+                mask: 2u32.to_ne_bytes().to_vec(),
+                xor: vec![0; 4],
+                op: false
+            },
+            Expr::Cmp(CmpOp::Neq, vec![0; 4]),
+            Expr::FlowOffload("fastpath".into()),
+        ]
+    );
+}
+
+#[test]
+fn a_flowtable_device_must_be_an_interface_name() {
+    let mut t = table(&[]);
+    t.flowtables.push(Flowtable {
+        name: "fastpath".into(),
+        devices: vec!["a-name-far-too-long".into()],
+    });
+    let e = replace(&t, &lo, 1).unwrap_err();
+    assert!(e.starts_with("flowtable fastpath: "), "{e}");
 }
