@@ -41,6 +41,7 @@ pub enum Command {
     Down(Down),
     Firewall(Firewall),
     FirewallDump(FirewallDump),
+    FirewallDelete(FirewallDelete),
     Keygen(Keygen),
     Pubkey(Pubkey),
     Peer(Peer),
@@ -139,6 +140,11 @@ pub struct Firewall {
 #[argh(subcommand, name = "firewall-dump")]
 /// print table inet portal as the agent reads it (normalized netlink dump); exit 1 if absent.
 pub struct FirewallDump {}
+
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "firewall-delete")]
+/// remove only table inet portal (nothing else); a running agent writes it again on its next pass.
+pub struct FirewallDelete {}
 
 #[derive(FromArgs, Debug)]
 #[argh(subcommand, name = "keygen")]

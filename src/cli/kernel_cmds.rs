@@ -1,5 +1,5 @@
 //! The commands that read a config and act on the kernel or the key files:
-//! check, plan, apply, agent, down, firewall, firewall-dump, keygen, pubkey,
+//! check, plan, apply, agent, down, firewall, firewall-dump, firewall-delete, keygen, pubkey,
 //! leases, and asking PID 1 to shut down or upgrade.
 
 use super::args::{Agent, Apply, Down, Leases, Upgrade};
@@ -171,6 +171,19 @@ pub fn firewall_dump() -> ExitCode {
             "no table inet {}",
             crate::core::firewall::NFT_TABLE
         )),
+        Err(e) => fail(&e),
+    }
+}
+
+pub fn firewall_delete() -> ExitCode {
+    let table = crate::core::firewall::NFT_TABLE;
+    match kernel::nftables::delete(table) {
+        Ok(()) => {
+            log::info(&format!(
+                "firewall: table inet {table} deleted (if it was there)"
+            ));
+            ExitCode::SUCCESS
+        }
         Err(e) => fail(&e),
     }
 }

@@ -59,6 +59,7 @@ pub fn run(argv: &[String]) -> ExitCode {
         Command::Down(a) => kernel_cmds::down(&a),
         Command::Firewall(a) => kernel_cmds::firewall(&a.config),
         Command::FirewallDump(_) => kernel_cmds::firewall_dump(),
+        Command::FirewallDelete(_) => kernel_cmds::firewall_delete(),
         Command::Keygen(a) => kernel_cmds::keygen(&a.file),
         Command::Pubkey(a) => kernel_cmds::pubkey(&a.file),
         Command::Leases(a) => kernel_cmds::leases(&a),

@@ -201,7 +201,7 @@ fn status_page_limit_as_nft_encodes_it() {
 }
 
 #[test]
-fn forms_with_dependencies_flags_and_options() {
+fn icmpv6_types_with_their_dependencies_and_a_hop_limit() {
     // icmpv6 type { ... } ip6 hoplimit 255 accept
     let e = enc(Rule::new(vec![
         Match::Icmpv6Type(Values::Set(vec![
@@ -235,6 +235,10 @@ fn forms_with_dependencies_flags_and_options() {
     );
     let keys: Vec<u8> = e.sets[0].elements.iter().map(|e| e.key[0]).collect();
     assert_eq!(keys, vec![135, 136, 134]);
+}
+
+#[test]
+fn ct_state_fib_and_iif() {
     // ct state established,related / fib saddr type != local / iif "lo"
     let e = enc(Rule::new(vec![
         Match::Iif("lo".into()).into(),
@@ -261,6 +265,10 @@ fn forms_with_dependencies_flags_and_options() {
             Expr::Cmp(CmpOp::Neq, 2u32.to_ne_bytes().to_vec()),
         ]
     );
+}
+
+#[test]
+fn the_mss_clamp_masks_flags_and_writes_the_option() {
     // The MSS clamp: meta nfproto ipv4 tcp flags & (syn | rst) == syn ...
     let e = enc(Rule::new(vec![
         Match::Nfproto(Family::Ipv4).into(),
