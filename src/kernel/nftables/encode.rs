@@ -27,7 +27,18 @@ pub struct Batch {
     pub parts: Vec<(u32, String)>,
 }
 
+/// The batch end message: a netlink header and an nfgenmsg, no attributes.
+const BATCH_END_LEN: usize = 20;
+
 impl Batch {
+    /// The batch without its end message: the kernel checks every message,
+    /// answers each, then aborts the transaction, as `nft -c` does. Nothing
+    /// is committed and no event is sent.
+    pub fn dry_run(mut self) -> Batch {
+        self.bytes.truncate(self.bytes.len() - BATCH_END_LEN);
+        self
+    }
+
     pub fn what(&self, seq: u32) -> Option<&str> {
         self.parts
             .iter()

@@ -55,8 +55,8 @@ pub fn delete(table: &str) -> Result<(), String> {
 }
 
 /// Whether the kernel has flowtables and `flow add` (NF_FLOW_TABLE_INET,
-/// NFT_FLOW_OFFLOAD): a probe table holding both is written, then deleted.
-/// Its forward chain accepts, so it never changes what passes.
+/// NFT_FLOW_OFFLOAD): a probe table holding both, checked by the kernel and
+/// never committed (a dry-run batch): no table appears, no event is sent.
 pub fn flowtables_supported() -> bool {
     const PROBE: &str = "portal_probe";
     let t = Table {
@@ -75,9 +75,18 @@ pub fn flowtables_supported() -> bool {
             rules: vec![Rule::new(vec![Stmt::FlowAdd("probe".into()).into()])],
         }],
     };
-    let written = replace(&t).is_ok();
-    let _ = delete(PROBE);
-    written
+    would_accept(&t)
+}
+
+/// Whether the kernel accepts `t` as a replacement, without writing it.
+fn would_accept(t: &Table) -> bool {
+    let ifindex = |name: &str| nix::net::if_::if_nametoindex(name).ok();
+    let Ok(batch) = encode::replace(t, &ifindex, 1) else {
+        return false;
+    };
+    Socket::open()
+        .and_then(|s| s.transact(&batch.dry_run()))
+        .is_ok()
 }
 
 /// The table's normalized dump, or None when it does not exist.

@@ -606,3 +606,17 @@ fn a_flowtable_device_must_be_an_interface_name() {
     let e = replace(&t, &lo, 1).unwrap_err();
     assert!(e.starts_with("flowtable fastpath: "), "{e}");
 }
+
+#[test]
+fn a_dry_run_is_the_batch_without_its_end_message() {
+    let b = delete("portal", 1);
+    let d = b.clone().dry_run();
+    assert_eq!(d.bytes.len(), b.bytes.len() - 20);
+    assert_eq!(&b.bytes[..d.bytes.len()], &d.bytes[..]);
+    // What was cut is the batch end (type 0x11, seq 4).
+    assert_eq!(
+        &b.bytes[d.bytes.len()..][..8],
+        &[20, 0, 0, 0, 0x11, 0, 1, 0]
+    );
+    assert_eq!(d.parts, b.parts);
+}
