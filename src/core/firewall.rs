@@ -143,6 +143,20 @@ pub fn add_fast_path(t: &mut Table, devices: Vec<String>) {
     });
 }
 
+/// `t` without the fast path: no flowtable, no `flow add` rule.
+pub fn without_fast_path(t: &Table) -> Table {
+    let mut plain = t.clone();
+    plain.flowtables.clear();
+    for c in &mut plain.chains {
+        c.rules.retain(|r| {
+            !r.items
+                .iter()
+                .any(|i| matches!(i, Item::Stmt(Stmt::FlowAdd(_))))
+        });
+    }
+    plain
+}
+
 fn established_accept() -> Rule {
     rule(vec![
         Match::CtState(vec![CtState::Established, CtState::Related]).into(),

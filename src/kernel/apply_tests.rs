@@ -63,6 +63,11 @@ fn removing_what_is_already_gone_is_done_not_an_error() {
                     cidr: cidr("10.9.9.9/32"),
                 }),
                 Change::LinkDel("wg-gone".into()),
+                // Through an interface that is gone: it went with it.
+                Change::RouteDel(Route {
+                    kind: RouteKind::Dev("gone0".into()),
+                    ..route("10.4.0.0/16")
+                }),
                 // Not a removal: a missing interface is a failure.
                 Change::AddrAdd(Address {
                     dev: "nowhere0".into(),
@@ -73,9 +78,46 @@ fn removing_what_is_already_gone_is_done_not_an_error() {
         })
     });
     let Some(report) = report else { return };
-    assert_eq!(report.applied.len(), 5, "{report:?}");
+    assert_eq!(report.applied.len(), 6, "{report:?}");
     assert_eq!(
         report.errors,
         vec!["step `ip address add 10.9.9.9/32 dev nowhere0  # marked proto 52` failed: interface nowhere0 does not exist"],
     );
+}
+
+#[test]
+fn a_fast_path_the_kernel_refuses_leaves_the_rest_of_the_table_written() {
+    use crate::core::firewall::{add_fast_path, ruleset, without_fast_path, NFT_TABLE};
+    let cfg = crate::core::config::parse(include_str!("../../examples/site.json")).unwrap();
+    let mut table = ruleset(&crate::core::model::validate(&cfg).unwrap());
+    add_fast_path(&mut table, vec!["lo".into()]);
+    let dir = TestDir::new("kernel-fastpath");
+    let (run, state) = (dir.path().join("run"), dir.path().join("state"));
+    let state_read = state.clone();
+    let wanted = table.clone();
+    let outcome = in_new_netns(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let mut k = Kernel::new(Backend::Auto, run, state).unwrap();
+            let report = k.apply(&[Change::NftReplace(wanted)]).await;
+            let listed = super::nftables::listing(NFT_TABLE).unwrap().is_some();
+            (report, listed, super::nftables::flowtables_supported())
+        })
+    });
+    let Some((report, listed, supported)) = outcome else {
+        return;
+    };
+    assert!(report.errors.is_empty(), "{report:?}");
+    assert!(listed, "table inet portal written");
+    let recorded = crate::state::load_nft(&state_read).unwrap().ruleset;
+    if supported {
+        assert_eq!(recorded, table.to_string());
+    } else {
+        // This kernel has no flowtables: written without the fast path,
+        // and recorded so, so that the next pass tries the full table.
+        assert_eq!(recorded, without_fast_path(&table).to_string());
+    }
 }

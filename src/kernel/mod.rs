@@ -192,11 +192,28 @@ impl Kernel {
     async fn apply_one(&mut self, c: &Change) -> Result<(), KernelError> {
         match c {
             Change::NftReplace(ruleset) => {
-                nftables::replace(ruleset)?;
+                let written = match nftables::replace(ruleset) {
+                    // An interface the flowtable names may have gone since
+                    // it was listed (kernels before 6.16 then refuse the
+                    // whole table): the kill switch must not wait for a
+                    // speed-up. Written without the fast path; the record
+                    // differs from the wish, so the next pass, with the
+                    // interfaces listed again, writes it in full.
+                    Err(e) if !ruleset.flowtables.is_empty() => {
+                        log::warn(&format!("nftables: fast path left out of this write: {e}"));
+                        let plain = crate::core::firewall::without_fast_path(ruleset);
+                        nftables::replace(&plain)?;
+                        plain
+                    }
+                    other => {
+                        other?;
+                        ruleset.clone()
+                    }
+                };
                 let listing = nftables::listing(NFT_TABLE)?.unwrap_or_default();
                 Ok(state::save_nft(
                     &self.state_dir,
-                    &ruleset.to_string(),
+                    &written.to_string(),
                     &listing,
                 )?)
             }
@@ -236,7 +253,9 @@ impl Kernel {
             }
             Change::LinkDel(name) => {
                 let pid = wireguard::userspace_pid(name);
-                self.net.link_del(name).await?;
+                // Its wireguard-go is ended whether or not the link is
+                // still there (a TUN goes with its process).
+                let deleted = self.net.link_del(name).await;
                 if let Some(mut child) = self.children.remove(name) {
                     let _ = child.kill();
                     let _ = child.wait();
@@ -248,7 +267,7 @@ impl Kernel {
                         nix::sys::signal::Signal::SIGTERM,
                     );
                 }
-                Ok(())
+                deleted
             }
             Change::Sysctl(s) => {
                 if let Some(prior) = sysctl::read(&s.key) {

@@ -103,6 +103,14 @@ impl Written {
     }
 }
 
+/// Whether the route goes through an interface the kernel no longer has.
+fn device_gone(r: &Route, ifindex: &dyn Fn(&str) -> Option<u32>) -> bool {
+    match &r.kind {
+        RouteKind::Dev(d) | RouteKind::Via(_, d) => ifindex(d).is_none(),
+        RouteKind::Unreachable | RouteKind::Throw => false,
+    }
+}
+
 /// Appends one route message with sequence number `seq`.
 pub fn encode(
     buf: &mut Vec<u8>,
@@ -210,6 +218,11 @@ pub fn write(b: &RouteBatch) -> Result<Written, String> {
         let base = c * chunk;
         let mut pending = 0;
         for (i, r) in routes.iter().enumerate() {
+            // A route through an interface that is gone went with it.
+            if b.op == RouteOp::Del && device_gone(r, &lookup) {
+                w.gone += 1;
+                continue;
+            }
             match encode(&mut buf, b.op, r, (base + i + 1) as u32, &lookup) {
                 Ok(()) => pending += 1,
                 Err(e) => w.errors.push(format!("{}: {e}", b.command(r))),

@@ -83,6 +83,15 @@ mod tests {
     }
 
     #[test]
+    fn without_fast_path_gives_back_the_plain_table() {
+        let m = site("");
+        let plain = desired(&m, &Inputs::default()).nft;
+        let fast = desired(&m, &with_links(&["eth0", "eth1"])).nft;
+        assert_ne!(fast, plain);
+        assert_eq!(crate::core::firewall::without_fast_path(&fast), plain);
+    }
+
+    #[test]
     fn no_fast_path_when_the_config_turns_it_off_or_no_interface_is_there() {
         let off = site("fast_path=false");
         assert!(!off.fast_path);
